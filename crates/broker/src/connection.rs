@@ -1,0 +1,394 @@
+//! One client connection: framing, the CONNECT handshake, the event loop
+//! that interleaves reading, delivering and keep-alive, and teardown.
+//!
+//! Generic over the byte stream so TCP, TLS and WebSocket transports share
+//! it. Malformed or hostile input ends this connection only: every decode
+//! error becomes a clean close (with a v5 DISCONNECT or a CONNACK carrying
+//! the reason), never a panic and never a stall of anything else.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bulwark_codec::{
+    decode, frame_len, peek_connect_version, DecodeLimits, Disconnect, Packet, ProtocolVersion,
+    ReasonCode,
+};
+use bytes::BytesMut;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use crate::broker::{Broker, PendingWill};
+pub use crate::connect::ListenerInfo;
+use crate::connect::{self, Accepted};
+use crate::outbound::Outbound;
+use crate::registry::SessionHandle;
+use crate::stats::Stats;
+
+/// Past this much unwritten output (acks the client does not read), stop
+/// reading its input: a client that never reads cannot make us buffer
+/// without bound.
+const MAX_PENDING_WRITE: usize = 1024 * 1024;
+/// A read buffer grows up to this when reads keep filling it.
+const MAX_READ_CHUNK: usize = 64 * 1024;
+const MIN_READ_CHUNK: usize = 256;
+
+/// Why the connection is ending.
+#[derive(Debug)]
+pub(crate) enum End {
+    /// The client sent DISCONNECT. `keep_will` for v5 reason 0x04.
+    ClientDisconnect { keep_will: bool },
+    /// The peer closed the socket or it failed.
+    Closed,
+    /// We close it: protocol violation, timeout, takeover. The reason goes in
+    /// a v5 DISCONNECT.
+    Violation { reason: ReasonCode, detail: String },
+}
+
+pub(crate) fn violation(reason: ReasonCode, detail: impl Into<String>) -> End {
+    End::Violation {
+        reason,
+        detail: detail.into(),
+    }
+}
+
+pub(crate) struct Conn {
+    pub broker: Broker,
+    pub session: Arc<SessionHandle>,
+    pub generation: u64,
+    pub version: ProtocolVersion,
+    pub out: Outbound,
+    pub expiry_interval: u32,
+    /// A v5 client whose CONNECT said expiry 0 may not raise it at
+    /// DISCONNECT [MQTT-3.14.2-2].
+    pub connect_expiry_zero: bool,
+    pub will: Option<PendingWill>,
+    pub keep_alive: Duration,
+    /// Client-to-server topic aliases, index = alias - 1.
+    pub in_aliases: Vec<Option<bulwark_topic::TopicName>>,
+    pub peer: SocketAddr,
+}
+
+/// Serves one connection to its end. Spawn it as its own task: nothing in
+/// here blocks another connection.
+pub async fn serve<R, W>(
+    broker: Broker,
+    mut reader: R,
+    mut writer: W,
+    peer: SocketAddr,
+    listener: Arc<ListenerInfo>,
+) where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let limits = DecodeLimits {
+        max_packet_size: broker.limits().max_packet_size,
+    };
+    let mut rbuf = BytesMut::new();
+    let timeout = broker.limits().connect_timeout;
+    let first = match tokio::time::timeout(timeout, read_frame(&mut reader, &mut rbuf, &limits))
+        .await
+    {
+        Ok(Ok(Some(frame))) => frame,
+        Ok(Ok(None)) => return,
+        Ok(Err(detail)) => {
+            tracing::info!(%peer, listener = %listener.name, detail, "connection closed before CONNECT");
+            return;
+        }
+        Err(_) => {
+            tracing::info!(%peer, listener = %listener.name, "no CONNECT within connect_timeout");
+            return;
+        }
+    };
+    let Some((conn, kicked)) = handshake(&broker, first, peer, &listener, &mut writer).await else {
+        return;
+    };
+    Stats::add(&broker.stats().clients_connected, 1);
+    let mut conn = conn;
+    let end = conn.run(&mut reader, &mut writer, rbuf, kicked).await;
+    conn.finish(end, &mut writer).await;
+    broker
+        .stats()
+        .clients_connected
+        .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Reads until one whole packet is buffered. `Ok(None)` is a clean EOF.
+async fn read_frame<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    rbuf: &mut BytesMut,
+    limits: &DecodeLimits,
+) -> Result<Option<bytes::Bytes>, String> {
+    loop {
+        match frame_len(rbuf, limits) {
+            Ok(Some(n)) => return Ok(Some(rbuf.split_to(n).freeze())),
+            Ok(None) => {}
+            Err(e) => return Err(e.to_string()),
+        }
+        rbuf.reserve(MIN_READ_CHUNK);
+        match reader.read_buf(rbuf).await {
+            Ok(0) if rbuf.is_empty() => return Ok(None),
+            Ok(0) => return Err("connection closed inside a packet".into()),
+            Ok(_) => {}
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+}
+
+/// CONNECT → CONNACK. On refusal the CONNACK (when the version is known) is
+/// written here and `None` returned.
+async fn handshake<W: AsyncWrite + Unpin>(
+    broker: &Broker,
+    frame: bytes::Bytes,
+    peer: SocketAddr,
+    listener: &ListenerInfo,
+    writer: &mut W,
+) -> Option<(Conn, tokio::sync::oneshot::Receiver<ReasonCode>)> {
+    let version_hint = peek_connect_version(&frame);
+    let connect = match decode(frame, ProtocolVersion::V5) {
+        Ok(Packet::Connect(c)) => c,
+        Ok(other) => {
+            // [MQTT-3.1.0-1]: the first packet must be CONNECT.
+            tracing::info!(%peer, listener = %listener.name, packet = packet_name(&other), "first packet was not CONNECT; closing");
+            Stats::add(&broker.stats().protocol_errors, 1);
+            return None;
+        }
+        Err(e) => {
+            Stats::add(&broker.stats().malformed_packets, 1);
+            tracing::info!(%peer, listener = %listener.name, error = %e, "malformed CONNECT; closing");
+            // A CONNACK only where the spec asks for one: an unsupported
+            // protocol level (3.1.1: return code 1) or a v5 CONNECT.
+            let reason = e.reason_code();
+            let answer = match version_hint {
+                Some(v) if v == ProtocolVersion::V5 => Some(v),
+                _ if reason == ReasonCode::UnsupportedProtocolVersion => {
+                    Some(ProtocolVersion::V311)
+                }
+                _ => None,
+            };
+            if let Some(v) = answer {
+                let mut out = Outbound::new(v);
+                out.packet(&Packet::ConnAck(connect::refusal_connack(reason)));
+                write_best_effort(writer, &out.buf).await;
+            }
+            return None;
+        }
+    };
+    let version = connect.protocol;
+    let v5 = version == ProtocolVersion::V5;
+    let mut out = Outbound::new(version);
+    let accepted: Accepted = match connect::accept(&connect, broker.limits(), listener) {
+        Ok(a) => a,
+        Err(refusal) => {
+            tracing::info!(%peer, listener = %listener.name, client_id = %connect.client_id, reason = ?refusal.reason, detail = refusal.detail, "CONNECT refused");
+            out.packet(&Packet::ConnAck(connect::refusal_connack(refusal.reason)));
+            write_best_effort(writer, &out.buf).await;
+            return None;
+        }
+    };
+    let attached = broker.attach(
+        &accepted.client_id,
+        accepted.clean_start,
+        accepted.expiry_interval,
+    );
+    let limits = broker.limits();
+    out.packet(&Packet::ConnAck(connect::connack(
+        &accepted,
+        attached.session_present,
+        limits,
+        v5,
+    )));
+    out.inflight_limit = usize::from(accepted.receive_maximum.min(limits.max_inflight_out));
+    out.max_packet_size = accepted.max_packet_size;
+    out.alias_max = accepted.topic_alias_maximum;
+    {
+        let state = attached.session.state();
+        out.resend_inflight(&state, Instant::now());
+    }
+    tracing::debug!(%peer, listener = %listener.name, client_id = %accepted.client_id, ?version, session_present = attached.session_present, "client connected");
+    let conn = Conn {
+        broker: broker.clone(),
+        session: attached.session,
+        generation: attached.generation,
+        version,
+        out,
+        expiry_interval: accepted.expiry_interval,
+        connect_expiry_zero: accepted.expiry_interval == 0,
+        will: accepted.will,
+        keep_alive: Duration::from_secs(u64::from(accepted.keep_alive)),
+        in_aliases: Vec::new(),
+        peer,
+    };
+    Some((conn, attached.kicked))
+}
+
+async fn write_best_effort<W: AsyncWrite + Unpin>(writer: &mut W, bytes: &[u8]) {
+    let write = async {
+        writer.write_all(bytes).await?;
+        writer.flush().await?;
+        writer.shutdown().await
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(2), write).await;
+}
+
+pub(crate) fn packet_name(p: &Packet) -> &'static str {
+    match p {
+        Packet::Connect(_) => "CONNECT",
+        Packet::ConnAck(_) => "CONNACK",
+        Packet::Publish(_) => "PUBLISH",
+        Packet::PubAck(_) => "PUBACK",
+        Packet::PubRec(_) => "PUBREC",
+        Packet::PubRel(_) => "PUBREL",
+        Packet::PubComp(_) => "PUBCOMP",
+        Packet::Subscribe(_) => "SUBSCRIBE",
+        Packet::SubAck(_) => "SUBACK",
+        Packet::Unsubscribe(_) => "UNSUBSCRIBE",
+        Packet::UnsubAck(_) => "UNSUBACK",
+        Packet::PingReq => "PINGREQ",
+        Packet::PingResp => "PINGRESP",
+        Packet::Disconnect(_) => "DISCONNECT",
+        Packet::Auth(_) => "AUTH",
+    }
+}
+
+impl Conn {
+    /// The event loop. Returns how the connection ended.
+    async fn run<R, W>(
+        &mut self,
+        reader: &mut R,
+        writer: &mut W,
+        mut rbuf: BytesMut,
+        mut kicked: tokio::sync::oneshot::Receiver<ReasonCode>,
+    ) -> End
+    where
+        R: AsyncRead + Unpin,
+        W: AsyncWrite + Unpin,
+    {
+        let limits = DecodeLimits {
+            max_packet_size: self.broker.limits().max_packet_size,
+        };
+        // Keep-alive 0 (allowed only where configured) means no timer; a
+        // far-future deadline keeps the select simple.
+        let grace = if self.keep_alive.is_zero() {
+            Duration::from_secs(365 * 24 * 3600)
+        } else {
+            self.keep_alive + self.keep_alive / 2
+        };
+        let mut last_read = Instant::now();
+        let mut read_chunk = MIN_READ_CHUNK;
+        let session = self.session.clone();
+        self.drain();
+        loop {
+            let deadline = tokio::time::Instant::from_std(last_read + grace);
+            let can_read = self.out.buf.len() < MAX_PENDING_WRITE;
+            if can_read && rbuf.capacity() - rbuf.len() < read_chunk / 2 {
+                rbuf.reserve(read_chunk);
+            }
+            tokio::select! {
+                reason = &mut kicked => {
+                    let reason = reason.unwrap_or(ReasonCode::SessionTakenOver);
+                    return violation(reason, "session taken over by a new connection");
+                }
+                res = writer.write(&self.out.buf), if !self.out.buf.is_empty() => {
+                    match res {
+                        Ok(0) | Err(_) => return End::Closed,
+                        Ok(n) => {
+                            Stats::add(&self.broker.stats().bytes_sent, n as u64);
+                            let _ = self.out.buf.split_to(n);
+                            if self.out.buf.is_empty() {
+                                if writer.flush().await.is_err() {
+                                    return End::Closed;
+                                }
+                                self.out.buf = BytesMut::new();
+                            }
+                        }
+                    }
+                }
+                res = reader.read_buf(&mut rbuf), if can_read => {
+                    match res {
+                        Ok(0) | Err(_) => return End::Closed,
+                        Ok(n) => {
+                            Stats::add(&self.broker.stats().bytes_received, n as u64);
+                            last_read = Instant::now();
+                            if n >= read_chunk / 2 {
+                                read_chunk = (read_chunk * 2).min(MAX_READ_CHUNK);
+                            }
+                            if let Err(end) = self.process(&mut rbuf, &limits) {
+                                return end;
+                            }
+                            if rbuf.is_empty() && read_chunk == MIN_READ_CHUNK {
+                                // Give idle connections their memory back.
+                                rbuf = BytesMut::new();
+                            }
+                        }
+                    }
+                }
+                _ = session.woken() => {}
+                _ = tokio::time::sleep_until(deadline) => {
+                    if last_read.elapsed() >= grace {
+                        return violation(ReasonCode::KeepAliveTimeout, "keep-alive timeout");
+                    }
+                    read_chunk = MIN_READ_CHUNK;
+                }
+            }
+            self.drain();
+        }
+    }
+
+    fn drain(&mut self) {
+        let stats = self.broker.stats();
+        let sent = {
+            let mut state = self.session.state();
+            self.out.drain(&mut state, stats, Instant::now())
+        };
+        if sent > 0 {
+            Stats::add(&stats.messages_sent, sent);
+        }
+    }
+
+    /// Decodes and handles every whole packet in `rbuf`.
+    fn process(&mut self, rbuf: &mut BytesMut, limits: &DecodeLimits) -> Result<(), End> {
+        loop {
+            let n = match frame_len(rbuf, limits) {
+                Ok(Some(n)) => n,
+                Ok(None) => return Ok(()),
+                Err(e) => return Err(self.malformed(e)),
+            };
+            let frame = rbuf.split_to(n).freeze();
+            let packet = decode(frame, self.version).map_err(|e| self.malformed(e))?;
+            self.handle(packet)?;
+        }
+    }
+
+    fn malformed(&self, e: bulwark_codec::DecodeError) -> End {
+        Stats::add(&self.broker.stats().malformed_packets, 1);
+        violation(e.reason_code(), e.to_string())
+    }
+
+    /// Sends the final DISCONNECT where one is due, decides the will, and
+    /// detaches from the session.
+    async fn finish<W: AsyncWrite + Unpin>(&mut self, end: End, writer: &mut W) {
+        let keep_will = match &end {
+            End::ClientDisconnect { keep_will } => *keep_will,
+            End::Closed => true,
+            End::Violation { reason, detail } => {
+                tracing::info!(peer = %self.peer, client_id = %self.session.client_id, ?reason, detail, "closing connection");
+                if self.version == ProtocolVersion::V5 {
+                    self.out.packet(&Packet::Disconnect(Disconnect {
+                        reason: *reason,
+                        properties: Default::default(),
+                    }));
+                }
+                true
+            }
+        };
+        if !self.out.buf.is_empty() {
+            write_best_effort(writer, &self.out.buf).await;
+        } else {
+            let _ = tokio::time::timeout(Duration::from_secs(1), writer.shutdown()).await;
+        }
+        let will = if keep_will { self.will.take() } else { None };
+        self.broker
+            .detach(&self.session, self.generation, self.expiry_interval, will);
+        tracing::debug!(peer = %self.peer, client_id = %self.session.client_id, ?end, "client disconnected");
+    }
+}

@@ -1,0 +1,73 @@
+//! The broker's tunables, as a plain value: the binary builds it from the
+//! validated configuration, tests build their own. Every limit is explicit and
+//! every default is safe; `docs/configuration.md` lists them and a test checks
+//! that it agrees with [`Limits::default`].
+
+use std::time::Duration;
+
+use bulwark_codec::QoS;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest packet accepted from a client, fixed header included. Refused
+    /// from the declared length, before the body is buffered.
+    pub max_packet_size: u32,
+    /// How many QoS 1/2 PUBLISH a client may have unacknowledged towards us
+    /// (v5 Receive Maximum we announce; enforced for QoS 2 in both versions).
+    pub receive_maximum: u16,
+    /// Cap on QoS 1/2 messages we keep in flight to one client, whatever
+    /// Receive Maximum it announces.
+    pub max_inflight_out: u16,
+    /// Messages queued for one session (online or offline) beyond which new
+    /// messages for it are dropped and counted, so one slow subscriber cannot
+    /// hold unbounded memory or delay anyone else.
+    pub max_queued_messages: usize,
+    /// Largest keep-alive granted. v5 clients asking for more (or for 0) are
+    /// told this value as Server Keep Alive; 3.1.1 clients asking for more are
+    /// refused, since 3.1.1 has no way to tell them (SlowITe, CVE-2020-13849).
+    pub max_keep_alive: u16,
+    /// Whether a 3.1.1 client may disable keep-alive with 0. Off by default:
+    /// a connection nobody checks can hold a slot forever.
+    pub allow_zero_keep_alive_v3: bool,
+    /// Topic aliases a v5 client may use towards us.
+    pub topic_alias_maximum: u16,
+    /// Cap on the session expiry a client may ask for, in seconds; also the
+    /// expiry of 3.1.1 persistent sessions.
+    pub max_session_expiry: u32,
+    pub max_client_id_len: usize,
+    /// An empty client ID gets a server-assigned one when true.
+    pub allow_empty_client_id: bool,
+    pub max_qos: QoS,
+    pub retain_available: bool,
+    /// Time from accept to a complete CONNECT.
+    pub connect_timeout: Duration,
+    /// Subscriptions one session may hold.
+    pub max_subscriptions: usize,
+    /// Topic levels in a name or filter.
+    pub max_topic_levels: usize,
+    /// How often `$SYS/broker/...` statistics are published; zero turns it off.
+    pub sys_interval: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_packet_size: 1024 * 1024,
+            receive_maximum: 128,
+            max_inflight_out: 128,
+            max_queued_messages: 10_000,
+            max_keep_alive: 300,
+            allow_zero_keep_alive_v3: false,
+            topic_alias_maximum: 64,
+            max_session_expiry: 7 * 24 * 3600,
+            max_client_id_len: 256,
+            allow_empty_client_id: true,
+            max_qos: QoS::ExactlyOnce,
+            retain_available: true,
+            connect_timeout: Duration::from_secs(10),
+            max_subscriptions: 1_000,
+            max_topic_levels: 32,
+            sys_interval: Duration::from_secs(10),
+        }
+    }
+}

@@ -1,0 +1,41 @@
+//! Broker-wide counters, published under `$SYS/broker/...` and later
+//! exported as metrics. Relaxed atomics: each is a monotonic count or a gauge
+//! read for reporting, never used to synchronise anything.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub clients_connected: AtomicU64,
+    pub messages_received: AtomicU64,
+    pub messages_sent: AtomicU64,
+    pub bytes_received: AtomicU64,
+    pub bytes_sent: AtomicU64,
+    /// A session's queue was full.
+    pub dropped_queue_full: AtomicU64,
+    /// QoS 0 for a session with no connection (not queued, by design).
+    pub dropped_offline_qos0: AtomicU64,
+    /// Message expiry interval passed before delivery.
+    pub dropped_expired: AtomicU64,
+    /// Larger than the Maximum Packet Size the subscriber announced.
+    pub dropped_too_large: AtomicU64,
+    pub malformed_packets: AtomicU64,
+    pub protocol_errors: AtomicU64,
+}
+
+impl Stats {
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn get(counter: &AtomicU64) -> u64 {
+        counter.load(Ordering::Relaxed)
+    }
+
+    pub fn dropped_total(&self) -> u64 {
+        Self::get(&self.dropped_queue_full)
+            + Self::get(&self.dropped_offline_qos0)
+            + Self::get(&self.dropped_expired)
+            + Self::get(&self.dropped_too_large)
+    }
+}

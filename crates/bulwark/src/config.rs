@@ -1,0 +1,622 @@
+//! Configuration: TOML text → validated [`Config`], or every problem at once.
+//!
+//! The file is read with a span-keeping TOML parser and walked against the
+//! schema by hand, so each error names the file, the line and the key, and an
+//! unknown key, a wrong type and an out-of-range value are all reported in
+//! the same run instead of one per attempt. No key is optional by accident:
+//! each has a default here, documented in `docs/configuration.md` (a test
+//! checks the two agree).
+
+use std::collections::HashSet;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use bulwark_broker::Limits;
+use bulwark_codec::QoS;
+use toml_edit::{ImDocument, Item, Table, Value};
+
+/// The embedded default: one plain listener on loopback, anonymous access
+/// allowed only because nothing off this machine can reach it.
+pub const EMBEDDED_DEFAULT: &str = r#"# Bulwark's embedded default configuration.
+[[listener]]
+name = "local"
+bind = "127.0.0.1:1883"
+kind = "mqtt"
+allow_anonymous = true
+"#;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListenerKind {
+    Mqtt,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listener {
+    pub name: String,
+    pub bind: SocketAddr,
+    pub kind: ListenerKind,
+    pub allow_anonymous: bool,
+    pub insecure_allow_anonymous_on_network: bool,
+    /// Line of the listener's table, for errors found after parsing
+    /// (a `--bind` override, a port in use).
+    pub line: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub source: String,
+    pub limits: Limits,
+    pub listeners: Vec<Listener>,
+    pub log_level: String,
+}
+
+/// One problem with the configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub file: String,
+    pub line: usize,
+    pub key: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}: {}: {}",
+            self.file, self.line, self.key, self.message
+        )
+    }
+}
+
+/// All problems found, one per line.
+#[derive(Debug)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.0.len();
+        writeln!(
+            f,
+            "configuration has {n} problem{}:",
+            if n == 1 { "" } else { "s" }
+        )?;
+        for e in &self.0 {
+            writeln!(f, "  {e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+struct Ctx<'a> {
+    file: &'a str,
+    text: &'a str,
+    errors: Vec<ConfigError>,
+}
+
+impl Ctx<'_> {
+    fn line_of(&self, item: Option<std::ops::Range<usize>>) -> usize {
+        let at = item.map(|r| r.start).unwrap_or(0);
+        self.text
+            .get(..at)
+            .map(|s| s.bytes().filter(|&b| b == b'\n').count() + 1)
+            .unwrap_or(1)
+    }
+
+    fn error(&mut self, line: usize, key: &str, message: impl Into<String>) {
+        self.errors.push(ConfigError {
+            file: self.file.to_owned(),
+            line,
+            key: key.to_owned(),
+            message: message.into(),
+        });
+    }
+}
+
+/// A table being read: remembers which keys were used so the rest can be
+/// reported as unknown.
+struct Section<'t> {
+    table: &'t Table,
+    path: String,
+    used: HashSet<&'static str>,
+}
+
+impl<'t> Section<'t> {
+    fn new(table: &'t Table, path: impl Into<String>) -> Self {
+        Section {
+            table,
+            path: path.into(),
+            used: HashSet::new(),
+        }
+    }
+
+    fn key_path(&self, key: &str) -> String {
+        if self.path.is_empty() {
+            key.to_owned()
+        } else {
+            format!("{}.{key}", self.path)
+        }
+    }
+
+    fn value(&mut self, key: &'static str) -> Option<&'t Value> {
+        self.used.insert(key);
+        self.table.get(key).and_then(Item::as_value)
+    }
+
+    fn line(&self, ctx: &Ctx, key: &str) -> usize {
+        let span = self
+            .table
+            .key(key)
+            .and_then(|k| k.span())
+            .or_else(|| self.table.span());
+        ctx.line_of(span)
+    }
+
+    fn int(&mut self, ctx: &mut Ctx, key: &'static str, default: i64, min: i64, max: i64) -> i64 {
+        let Some(v) = self.value(key) else {
+            return default;
+        };
+        let line = self.line(ctx, key);
+        match v.as_integer() {
+            Some(n) if (min..=max).contains(&n) => n,
+            Some(n) => {
+                ctx.error(
+                    line,
+                    &self.key_path(key),
+                    format!("{n} is out of range: use a value from {min} to {max}"),
+                );
+                default
+            }
+            None => {
+                ctx.error(
+                    line,
+                    &self.key_path(key),
+                    format!("expected an integer, found {}", v.type_name()),
+                );
+                default
+            }
+        }
+    }
+
+    fn bool(&mut self, ctx: &mut Ctx, key: &'static str, default: bool) -> bool {
+        let Some(v) = self.value(key) else {
+            return default;
+        };
+        let line = self.line(ctx, key);
+        v.as_bool().unwrap_or_else(|| {
+            ctx.error(
+                line,
+                &self.key_path(key),
+                format!("expected true or false, found {}", v.type_name()),
+            );
+            default
+        })
+    }
+
+    fn string(&mut self, ctx: &mut Ctx, key: &'static str) -> Option<String> {
+        let v = self.value(key)?;
+        let line = self.line(ctx, key);
+        match v.as_str() {
+            Some(s) => Some(s.to_owned()),
+            None => {
+                ctx.error(
+                    line,
+                    &self.key_path(key),
+                    format!("expected a string, found {}", v.type_name()),
+                );
+                None
+            }
+        }
+    }
+
+    /// Reports every key of the table that the schema does not know.
+    fn finish(self, ctx: &mut Ctx, known: &[&str]) {
+        for (key, _) in self.table.iter() {
+            if !self.used.contains(key) {
+                let line = self.line(ctx, key);
+                let hint = closest(key, known)
+                    .map(|k| format!("; did you mean '{k}'?"))
+                    .unwrap_or_default();
+                ctx.error(line, &self.key_path(key), format!("unknown key{hint}"));
+            }
+        }
+    }
+}
+
+/// The known key sharing the longest prefix with a misspelt one.
+fn closest<'a>(key: &str, known: &[&'a str]) -> Option<&'a str> {
+    known
+        .iter()
+        .map(|k| {
+            (
+                k.chars()
+                    .zip(key.chars())
+                    .take_while(|(a, b)| a == b)
+                    .count(),
+                *k,
+            )
+        })
+        .filter(|(n, _)| *n >= 3)
+        .max_by_key(|(n, _)| *n)
+        .map(|(_, k)| k)
+}
+
+const BROKER_KEYS: &[&str] = &[
+    "max_packet_size",
+    "receive_maximum",
+    "max_inflight_out",
+    "max_queued_messages",
+    "max_keep_alive",
+    "allow_zero_keep_alive_v3",
+    "topic_alias_maximum",
+    "max_session_expiry",
+    "max_client_id_len",
+    "allow_empty_client_id",
+    "max_qos",
+    "retain_available",
+    "connect_timeout",
+    "max_subscriptions",
+    "max_topic_levels",
+    "sys_interval",
+];
+
+const LISTENER_KEYS: &[&str] = &[
+    "name",
+    "bind",
+    "kind",
+    "allow_anonymous",
+    "insecure_allow_anonymous_on_network",
+];
+
+/// Casts a range-checked configuration integer. The range check happened in
+/// [`Section::int`], so the fallback is never taken.
+fn cast<T: TryFrom<i64> + Copy>(n: i64, fallback: T) -> T {
+    T::try_from(n).unwrap_or(fallback)
+}
+
+fn read_limits(ctx: &mut Ctx, table: &Table) -> Limits {
+    let d = Limits::default();
+    let mut s = Section::new(table, "broker");
+    let max_qos = s.int(ctx, "max_qos", d.max_qos as i64, 0, 2);
+    let limits = Limits {
+        max_packet_size: cast(
+            s.int(
+                ctx,
+                "max_packet_size",
+                d.max_packet_size.into(),
+                64,
+                268_435_460,
+            ),
+            d.max_packet_size,
+        ),
+        receive_maximum: cast(
+            s.int(ctx, "receive_maximum", d.receive_maximum.into(), 1, 65_535),
+            d.receive_maximum,
+        ),
+        max_inflight_out: cast(
+            s.int(
+                ctx,
+                "max_inflight_out",
+                d.max_inflight_out.into(),
+                1,
+                65_535,
+            ),
+            d.max_inflight_out,
+        ),
+        max_queued_messages: cast(
+            s.int(
+                ctx,
+                "max_queued_messages",
+                cast(d.max_queued_messages as i64, 0),
+                1,
+                10_000_000,
+            ),
+            d.max_queued_messages,
+        ),
+        max_keep_alive: cast(
+            s.int(ctx, "max_keep_alive", d.max_keep_alive.into(), 1, 65_535),
+            d.max_keep_alive,
+        ),
+        allow_zero_keep_alive_v3: s.bool(
+            ctx,
+            "allow_zero_keep_alive_v3",
+            d.allow_zero_keep_alive_v3,
+        ),
+        topic_alias_maximum: cast(
+            s.int(
+                ctx,
+                "topic_alias_maximum",
+                d.topic_alias_maximum.into(),
+                0,
+                65_535,
+            ),
+            d.topic_alias_maximum,
+        ),
+        max_session_expiry: cast(
+            s.int(
+                ctx,
+                "max_session_expiry",
+                d.max_session_expiry.into(),
+                0,
+                u32::MAX.into(),
+            ),
+            d.max_session_expiry,
+        ),
+        max_client_id_len: cast(
+            s.int(
+                ctx,
+                "max_client_id_len",
+                cast(d.max_client_id_len as i64, 0),
+                1,
+                65_535,
+            ),
+            d.max_client_id_len,
+        ),
+        allow_empty_client_id: s.bool(ctx, "allow_empty_client_id", d.allow_empty_client_id),
+        max_qos: QoS::from_u8(cast(max_qos, 2)).unwrap_or(QoS::ExactlyOnce),
+        retain_available: s.bool(ctx, "retain_available", d.retain_available),
+        connect_timeout: Duration::from_secs(cast(s.int(ctx, "connect_timeout", 10, 1, 300), 10)),
+        max_subscriptions: cast(
+            s.int(
+                ctx,
+                "max_subscriptions",
+                cast(d.max_subscriptions as i64, 0),
+                1,
+                1_000_000,
+            ),
+            d.max_subscriptions,
+        ),
+        max_topic_levels: cast(
+            s.int(
+                ctx,
+                "max_topic_levels",
+                cast(d.max_topic_levels as i64, 0),
+                1,
+                1024,
+            ),
+            d.max_topic_levels,
+        ),
+        sys_interval: Duration::from_secs(cast(s.int(ctx, "sys_interval", 10, 0, 86_400), 10)),
+    };
+    s.finish(ctx, BROKER_KEYS);
+    limits
+}
+
+fn read_listener(ctx: &mut Ctx, table: &Table, index: usize) -> Option<Listener> {
+    let mut s = Section::new(table, format!("listener[{index}]"));
+    let line = ctx.line_of(table.span());
+    let name = s.string(ctx, "name");
+    let bind = s.string(ctx, "bind");
+    let kind = s.string(ctx, "kind");
+    let allow_anonymous = s.bool(ctx, "allow_anonymous", false);
+    let insecure = s.bool(ctx, "insecure_allow_anonymous_on_network", false);
+    let bind_line = s.line(ctx, "bind");
+    let kind_line = s.line(ctx, "kind");
+    s.finish(ctx, LISTENER_KEYS);
+    let path = format!("listener[{index}]");
+    let Some(name) = name else {
+        ctx.error(
+            line,
+            &format!("{path}.name"),
+            "missing: every listener needs a name, used in logs and audit events",
+        );
+        return None;
+    };
+    let bind = match bind.map(|b| b.parse::<SocketAddr>()) {
+        Some(Ok(a)) => a,
+        Some(Err(_)) => {
+            ctx.error(
+                bind_line,
+                &format!("{path}.bind"),
+                "not an address: write IP:PORT, e.g. \"127.0.0.1:1883\" or \"[::1]:1883\"",
+            );
+            return None;
+        }
+        None => {
+            ctx.error(
+                line,
+                &format!("{path}.bind"),
+                "missing: give the IP:PORT to listen on",
+            );
+            return None;
+        }
+    };
+    let kind = match kind.as_deref() {
+        Some("mqtt") | None => ListenerKind::Mqtt,
+        Some(k @ ("mqtts" | "ws" | "wss")) => {
+            ctx.error(
+                kind_line,
+                &format!("{path}.kind"),
+                format!(
+                    "'{k}' listeners are not available in this build yet; use \"mqtt\" on loopback"
+                ),
+            );
+            return None;
+        }
+        Some(other) => {
+            ctx.error(
+                kind_line,
+                &format!("{path}.kind"),
+                format!("unknown kind '{other}': use \"mqtt\""),
+            );
+            return None;
+        }
+    };
+    Some(Listener {
+        name,
+        bind,
+        kind,
+        allow_anonymous,
+        insecure_allow_anonymous_on_network: insecure,
+        line,
+    })
+}
+
+/// Checks that need the whole listener list or concern safety.
+fn check_listeners(ctx: &mut Ctx, listeners: &[Listener]) {
+    let mut names = HashSet::new();
+    let mut binds = HashSet::new();
+    for (i, l) in listeners.iter().enumerate() {
+        if !names.insert(l.name.clone()) {
+            ctx.error(
+                l.line,
+                &format!("listener[{i}].name"),
+                format!("'{}' is used by another listener", l.name),
+            );
+        }
+        if !binds.insert(l.bind) {
+            ctx.error(
+                l.line,
+                &format!("listener[{i}].bind"),
+                format!("{} is used by another listener", l.bind),
+            );
+        }
+        if let Some(problem) = anonymous_problem(l) {
+            ctx.error(l.line, &format!("listener[{i}].allow_anonymous"), problem);
+        }
+    }
+    if listeners.is_empty() {
+        ctx.error(1, "listener", "no listener: add a [[listener]] table");
+    }
+}
+
+/// Anonymous access beyond this machine needs an override that says what it
+/// is, so it never happens by a copied line.
+pub fn anonymous_problem(l: &Listener) -> Option<String> {
+    (l.allow_anonymous && !l.bind.ip().is_loopback() && !l.insecure_allow_anonymous_on_network)
+        .then(|| {
+            format!(
+                "anonymous access on {}, which is reachable from the network, is refused: \
+             bind it to loopback (127.0.0.1 or [::1]), or set \
+             insecure_allow_anonymous_on_network = true if you really mean it",
+                l.bind
+            )
+        })
+}
+
+impl Config {
+    pub fn parse(file: &str, text: &str) -> Result<Config, ConfigErrors> {
+        let mut ctx = Ctx {
+            file,
+            text,
+            errors: Vec::new(),
+        };
+        let doc = match ImDocument::parse(text.to_owned()) {
+            Ok(d) => d,
+            Err(e) => {
+                let line = ctx.line_of(e.span());
+                let message = e.message().trim().to_owned();
+                ctx.error(line, "(syntax)", message);
+                return Err(ConfigErrors(ctx.errors));
+            }
+        };
+        let root = doc.as_table();
+        let empty = Table::new();
+        let used = ["broker", "listener", "log"];
+        let broker_table = match root.get("broker") {
+            Some(Item::Table(t)) => t,
+            Some(_) => {
+                let line = ctx.line_of(root.key("broker").and_then(|k| k.span()));
+                ctx.error(line, "broker", "expected a [broker] table");
+                &empty
+            }
+            None => &empty,
+        };
+        let limits = read_limits(&mut ctx, broker_table);
+        let mut listeners = Vec::new();
+        match root.get("listener") {
+            Some(Item::ArrayOfTables(arr)) => {
+                for (i, t) in arr.iter().enumerate() {
+                    if let Some(l) = read_listener(&mut ctx, t, i) {
+                        listeners.push(l);
+                    }
+                }
+            }
+            Some(_) => {
+                let line = ctx.line_of(root.key("listener").and_then(|k| k.span()));
+                ctx.error(line, "listener", "expected [[listener]] tables");
+            }
+            None => {}
+        }
+        check_listeners(&mut ctx, &listeners);
+        let log_level = match root.get("log") {
+            Some(Item::Table(t)) => {
+                let mut s = Section::new(t, "log");
+                let level = s.string(&mut ctx, "level").unwrap_or_else(|| "info".into());
+                let line = s.line(&ctx, "level");
+                if !["error", "warn", "info", "debug", "trace"].contains(&level.as_str()) {
+                    ctx.error(
+                        line,
+                        "log.level",
+                        format!("unknown level '{level}': use error, warn, info, debug or trace"),
+                    );
+                }
+                s.finish(&mut ctx, &["level"]);
+                level
+            }
+            _ => "info".into(),
+        };
+        for (key, _) in root.iter() {
+            if !used.contains(&key) {
+                let line = ctx.line_of(root.key(key).and_then(|k| k.span()));
+                ctx.error(
+                    line,
+                    key,
+                    "unknown section or key; known: [broker], [[listener]], [log]",
+                );
+            }
+        }
+        if ctx.errors.is_empty() {
+            Ok(Config {
+                source: file.to_owned(),
+                limits,
+                listeners,
+                log_level,
+            })
+        } else {
+            Err(ConfigErrors(ctx.errors))
+        }
+    }
+
+    pub fn load(path: &Path) -> Result<Config, anyhow::Error> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            anyhow::anyhow!("cannot read configuration file {}: {e}", path.display())
+        })?;
+        Ok(Config::parse(&path.display().to_string(), &text)?)
+    }
+
+    pub fn embedded() -> Config {
+        // The embedded text is ours and covered by a test; failing to parse
+        // it is a build defect, reported like any configuration error.
+        Config::parse("(embedded default)", EMBEDDED_DEFAULT).unwrap_or_else(|e| {
+            eprintln!("{e}");
+            std::process::exit(2)
+        })
+    }
+
+    /// `--bind`: replaces the address of the first plain listener, and runs
+    /// the safety check again on the result.
+    pub fn override_bind(&mut self, addr: SocketAddr) -> Result<(), String> {
+        let Some(l) = self
+            .listeners
+            .iter_mut()
+            .find(|l| l.kind == ListenerKind::Mqtt)
+        else {
+            return Err(
+                "--bind: the configuration has no plain \"mqtt\" listener to rebind".into(),
+            );
+        };
+        l.bind = addr;
+        if let Some(problem) = anonymous_problem(l) {
+            return Err(format!("--bind {addr}: {problem}"));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,141 @@
+use super::*;
+
+fn errors(text: &str) -> Vec<ConfigError> {
+    match Config::parse("test.toml", text) {
+        Ok(_) => Vec::new(),
+        Err(e) => e.0,
+    }
+}
+
+#[test]
+fn embedded_default_is_loopback_only() {
+    let cfg = Config::embedded();
+    assert_eq!(cfg.listeners.len(), 1);
+    assert!(cfg.listeners.iter().all(|l| l.bind.ip().is_loopback()));
+    assert_eq!(cfg.limits, Limits::default());
+}
+
+#[test]
+fn every_problem_is_reported_at_once_with_its_line() {
+    let text = "\
+[broker]
+max_packet_size = 0
+receive_maximum = \"many\"
+max_qso = 1
+
+[[listener]]
+name = \"a\"
+bind = \"nonsense\"
+colour = \"blue\"
+";
+    let errs = errors(text);
+    let lines: Vec<(usize, &str)> = errs.iter().map(|e| (e.line, e.key.as_str())).collect();
+    assert!(lines.contains(&(2, "broker.max_packet_size")), "{errs:?}");
+    assert!(lines.contains(&(3, "broker.receive_maximum")), "{errs:?}");
+    assert!(lines.contains(&(4, "broker.max_qso")), "{errs:?}");
+    assert!(lines.contains(&(8, "listener[0].bind")), "{errs:?}");
+    assert!(lines.contains(&(9, "listener[0].colour")), "{errs:?}");
+    let typo = errs
+        .iter()
+        .find(|e| e.key == "broker.max_qso")
+        .expect("typo reported");
+    assert!(typo.message.contains("did you mean 'max_qos'"), "{typo}");
+    let shown = ConfigErrors(errs).to_string();
+    assert!(
+        shown.contains("test.toml:2: broker.max_packet_size: 0 is out of range"),
+        "{shown}"
+    );
+}
+
+#[test]
+fn syntax_errors_name_the_line() {
+    let errs = errors("[broker]\nmax_qos = = 2\n");
+    assert_eq!(errs.len(), 1);
+    assert_eq!(errs[0].line, 2);
+}
+
+#[test]
+fn anonymous_on_the_network_needs_the_loud_override() {
+    let open = "[[listener]]\nname = \"x\"\nbind = \"0.0.0.0:1883\"\nallow_anonymous = true\n";
+    let errs = errors(open);
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(errs[0]
+        .message
+        .contains("insecure_allow_anonymous_on_network"));
+    let forced = format!("{open}insecure_allow_anonymous_on_network = true\n");
+    assert!(errors(&forced).is_empty());
+    let closed = "[[listener]]\nname = \"x\"\nbind = \"0.0.0.0:1883\"\n";
+    assert!(errors(closed).is_empty());
+}
+
+#[test]
+fn bind_override_refuses_anonymous_network_address() {
+    let mut cfg = Config::embedded();
+    let err = cfg
+        .override_bind("0.0.0.0:1883".parse().expect("addr"))
+        .expect_err("refused");
+    assert!(err.contains("loopback"), "{err}");
+    cfg.override_bind("127.0.0.1:2883".parse().expect("addr"))
+        .expect("loopback is fine");
+    assert_eq!(cfg.listeners[0].bind.port(), 2883);
+}
+
+#[test]
+fn duplicate_listeners_and_unknown_sections_are_refused() {
+    let text = "\
+[[listener]]
+name = \"a\"
+bind = \"127.0.0.1:1883\"
+[[listener]]
+name = \"a\"
+bind = \"127.0.0.1:1883\"
+[tls]
+x = 1
+";
+    let keys: Vec<String> = errors(text).into_iter().map(|e| e.key).collect();
+    assert!(keys.contains(&"listener[1].name".to_string()), "{keys:?}");
+    assert!(keys.contains(&"listener[1].bind".to_string()), "{keys:?}");
+    assert!(keys.contains(&"tls".to_string()), "{keys:?}");
+}
+
+/// docs/configuration.md states every key with its default; this keeps the
+/// two from drifting apart.
+#[test]
+fn documented_defaults_match_the_code() {
+    let doc = include_str!("../../../../docs/configuration.md");
+    let d = Limits::default();
+    let expected: Vec<(&str, String)> = vec![
+        ("max_packet_size", d.max_packet_size.to_string()),
+        ("receive_maximum", d.receive_maximum.to_string()),
+        ("max_inflight_out", d.max_inflight_out.to_string()),
+        ("max_queued_messages", d.max_queued_messages.to_string()),
+        ("max_keep_alive", d.max_keep_alive.to_string()),
+        (
+            "allow_zero_keep_alive_v3",
+            d.allow_zero_keep_alive_v3.to_string(),
+        ),
+        ("topic_alias_maximum", d.topic_alias_maximum.to_string()),
+        ("max_session_expiry", d.max_session_expiry.to_string()),
+        ("max_client_id_len", d.max_client_id_len.to_string()),
+        ("allow_empty_client_id", d.allow_empty_client_id.to_string()),
+        ("max_qos", (d.max_qos as u8).to_string()),
+        ("retain_available", d.retain_available.to_string()),
+        ("connect_timeout", d.connect_timeout.as_secs().to_string()),
+        ("max_subscriptions", d.max_subscriptions.to_string()),
+        ("max_topic_levels", d.max_topic_levels.to_string()),
+        ("sys_interval", d.sys_interval.as_secs().to_string()),
+    ];
+    for (key, value) in expected {
+        let row = format!("| `{key}` | `{value}` |");
+        assert!(
+            doc.contains(&row),
+            "docs/configuration.md lacks the row starting {row}"
+        );
+    }
+    for key in BROKER_KEYS.iter().chain(LISTENER_KEYS) {
+        assert!(
+            doc.contains(&format!("`{key}`")),
+            "docs/configuration.md does not mention {key}"
+        );
+    }
+}
