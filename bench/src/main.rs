@@ -1,1 +1,235 @@
-fn main() {}
+//! bulwark-bench: runs Bulwark and Mosquitto side by side on loopback and writes a Markdown
+//! report with their ratio.
+//!
+//! Parts: `mqtt` (a minimal MQTT 3.1.1 client codec of our own), `conn` (connections,
+//! handshakes, the subscriber loop), `broker` (starting pinned brokers), one module per
+//! scenario (`fanin`, `qos1`, `fanout`, `latency`, `idle`), `report` (Markdown), `cli` and
+//! `system` (machine facts, open-file limit).
+//!
+//! Each (scenario, broker, pinning) gets a fresh broker and a fresh tokio runtime whose worker
+//! threads are created after this process is pinned, so they inherit the load generator's CPUs.
+#![forbid(unsafe_code)]
+
+mod broker;
+mod cli;
+mod conn;
+mod fanin;
+mod fanout;
+mod idle;
+mod latency;
+mod mqtt;
+mod qos1;
+mod report;
+mod scenario;
+mod system;
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+
+use broker::{Kind, Spec};
+use cli::{Args, Pinning};
+use report::{Cell, Report, ScenarioResult};
+use scenario::{Params, Scenario};
+
+/// Extra time a scenario may take beyond its measuring window (connecting, draining, idle
+/// connections) before the run is abandoned as hung.
+const SCENARIO_SLACK: Duration = Duration::from_secs(60);
+
+fn main() -> ExitCode {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let args = match cli::parse(&argv) {
+        Ok(Some(args)) => args,
+        Ok(None) => {
+            println!("{}", cli::USAGE);
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("bulwark-bench: {e:#}\n\n{}", cli::USAGE);
+            return ExitCode::from(2);
+        }
+    };
+    match run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bulwark-bench: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Args) -> Result<()> {
+    let started = Instant::now();
+    // Read before pinning: afterwards this process sees only its own CPUs.
+    let ncpu = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let (idle_connections, fd_warning) = system::raise_nofile(args.idle_connections);
+    let params = Params {
+        seconds: args.seconds,
+        idle_connections,
+    };
+    let workdir = std::env::temp_dir().join(format!("bulwark-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&workdir).with_context(|| format!("creating {}", workdir.display()))?;
+    let mut notes = method_notes(ncpu);
+    if let Some(w) = fd_warning {
+        eprintln!("bulwark-bench: warning: {w}");
+        notes.push(format!("**Warning:** {w}"));
+    }
+    let results = args
+        .scenarios
+        .iter()
+        .map(|&sc| run_scenario(sc, &args, &params, ncpu, &workdir))
+        .collect();
+    // Leave the CPUs as we found them for whatever the caller runs next in this shell.
+    let _ = broker::pin_self(&format!("0-{}", ncpu.saturating_sub(1)));
+    let _ = std::fs::remove_dir_all(&workdir);
+    let report = Report {
+        command: command_line(),
+        machine: system::machine(&args.mosquitto, ncpu),
+        notes,
+        params,
+        results,
+        elapsed_secs: started.elapsed().as_secs_f64(),
+    };
+    let md = report.render();
+    print!("{md}");
+    if let Some(out) = &args.out {
+        if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        std::fs::write(out, &md).with_context(|| format!("writing {}", out.display()))?;
+        eprintln!("bulwark-bench: report written to {}", out.display());
+    }
+    Ok(())
+}
+
+fn method_notes(ncpu: usize) -> Vec<String> {
+    let mut notes = vec![
+        "Each scenario starts a fresh broker on a free 127.0.0.1 port and kills it afterwards. \
+         Mosquitto runs with only `listener` and `allow_anonymous true` set, so every limit is \
+         its default (max_queued_messages 1000, max_inflight_messages 20, and set_tcp_nodelay \
+         false, so Nagle's algorithm applies to what it sends): what users get."
+            .to_string(),
+        "1 core: the broker is pinned with `taskset -c 0`, the load generator (this tool) with \
+         `taskset -c 1`."
+            .to_string(),
+        "2 cores: the broker is pinned with `taskset -c 0,1` and the load generator shares those \
+         two cores with it, so the broker has less than two cores' worth of CPU."
+            .to_string(),
+        "Mosquitto is single-threaded: it runs only on one core, and its 1-core figure is \
+         repeated in the 2-core rows."
+            .to_string(),
+        "The bench's MQTT client is its own (not Bulwark's codec): TCP_NODELAY, publishers write \
+         hundreds of messages per syscall, subscribers parse every packet of a 256 KiB read."
+            .to_string(),
+        "Ratios are bulwark/mosquitto from the same run; this machine is shared and noisy, \
+         so compare ratios rather than absolute figures across runs."
+            .to_string(),
+    ];
+    if ncpu < 2 {
+        notes.push(format!(
+            "**Only {ncpu} CPU:** the load generator could not be given its own core."
+        ));
+    }
+    notes
+}
+
+fn run_scenario(
+    sc: Scenario,
+    args: &Args,
+    params: &Params,
+    ncpu: usize,
+    workdir: &Path,
+) -> ScenarioResult {
+    let mosquitto = Spec {
+        kind: Kind::Mosquitto,
+        binary: args.mosquitto.clone(),
+    };
+    let bulwark = Spec {
+        kind: Kind::Bulwark,
+        binary: args.bulwark.clone(),
+    };
+    ScenarioResult {
+        scenario: sc,
+        mosquitto: run_one(sc, &mosquitto, Pinning::One, params, ncpu, workdir),
+        bulwark: args
+            .pinnings
+            .iter()
+            .map(|&p| (p, run_one(sc, &bulwark, p, params, ncpu, workdir)))
+            .collect(),
+    }
+}
+
+/// Runs one scenario against one broker with one pinning; any failure becomes the cell's text.
+fn run_one(
+    sc: Scenario,
+    spec: &Spec,
+    pinning: Pinning,
+    params: &Params,
+    ncpu: usize,
+    workdir: &Path,
+) -> Cell {
+    let what = format!("{} on {} ({})", sc.name(), spec.kind, pinning.label());
+    eprint!("bulwark-bench: {what} ... ");
+    let started = Instant::now();
+    let result = try_run_one(sc, spec, pinning, params, ncpu, workdir)
+        .with_context(|| format!("{what} failed"));
+    match &result {
+        Ok(o) => eprintln!(
+            "{} ({:.1} s)",
+            o.cells.join(", "),
+            started.elapsed().as_secs_f64()
+        ),
+        Err(e) => eprintln!("ERROR: {e:#}"),
+    }
+    result.map_err(|e| format!("{e:#}"))
+}
+
+fn try_run_one(
+    sc: Scenario,
+    spec: &Spec,
+    pinning: Pinning,
+    params: &Params,
+    ncpu: usize,
+    workdir: &Path,
+) -> Result<scenario::Outcome> {
+    let client_cpus = pinning.client_cpus(ncpu);
+    broker::pin_self(client_cpus)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(client_cpus.split(',').count())
+        .enable_all()
+        .build()
+        .context("building the tokio runtime")?;
+    let limit = Duration::from_secs(params.seconds) + SCENARIO_SLACK;
+    let result = rt.block_on(async {
+        let mut running = broker::start(spec, pinning.broker_cpus(), workdir).await?;
+        let outcome = tokio::time::timeout(limit, sc.run(running.addr, running.pid, params))
+            .await
+            .with_context(|| format!("scenario did not finish within {limit:?}"))
+            .and_then(|r| r);
+        // A crash explains the client-side error better than "connection reset" does.
+        match (outcome, running.exit_report()) {
+            (Err(e), Some(exit)) => Err(e.context(exit)),
+            (Ok(_), Some(exit)) => Err(anyhow::anyhow!("broker died during the run: {exit}")),
+            (outcome, None) => outcome,
+        }
+    });
+    // Tasks still blocked on a dead connection must not keep the runtime alive.
+    rt.shutdown_timeout(Duration::from_secs(1));
+    result
+}
+
+/// The command line as typed, quoting arguments that need it.
+fn command_line() -> String {
+    std::env::args()
+        .map(|a| {
+            if a.is_empty() || a.contains([' ', '\'', '"', '`', '|']) {
+                format!("'{}'", a.replace('\'', r"'\''"))
+            } else {
+                a
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}

@@ -1,0 +1,188 @@
+//! Starting and stopping the brokers under test, pinned to CPUs with `taskset`.
+//!
+//! Each scenario gets a fresh broker on a free loopback port, so one scenario's leftovers
+//! (queued messages, heap growth) never colour the next one's figures. The child is killed when
+//! the handle drops, including on error paths and panics.
+
+use std::fmt;
+use std::fs::File;
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+
+/// How long a broker may take to accept its first TCP connection.
+const START_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Mosquitto,
+    Bulwark,
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Kind::Mosquitto => "mosquitto",
+            Kind::Bulwark => "bulwark",
+        })
+    }
+}
+
+/// A broker to launch: which one and where its binary is.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    pub kind: Kind,
+    pub binary: PathBuf,
+}
+
+/// A running broker; killed on drop.
+pub struct Running {
+    child: Child,
+    pub pid: u32,
+    pub addr: SocketAddr,
+    log: PathBuf,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        // SIGKILL: the bench does not care about a clean shutdown, only that the port and
+        // the CPU are free before the next broker starts.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Running {
+    /// If the broker has exited, how and with what last words.
+    pub fn exit_report(&mut self) -> Option<String> {
+        match self.child.try_wait() {
+            Ok(Some(status)) => Some(format!(
+                "broker exited ({status}); its output: {}",
+                self.log_tail()
+            )),
+            _ => None,
+        }
+    }
+
+    /// The last lines of the broker's output, for error messages.
+    pub fn log_tail(&self) -> String {
+        log_tail(&self.log)
+    }
+}
+
+/// A process's resident set size in bytes, from /proc/PID/status.
+pub fn rss_bytes(pid: u32) -> Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .with_context(|| format!("reading /proc/{pid}/status (did the broker exit?)"))?;
+    let kib = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .context("no VmRSS line in /proc/PID/status")?;
+    Ok(kib * 1024)
+}
+
+fn log_tail(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    let start = lines.len().saturating_sub(5);
+    if lines.is_empty() {
+        return "(none)".into();
+    }
+    lines[start..].join(" | ")
+}
+
+/// Asks the kernel for a free port. Another process could take it before the broker binds;
+/// on a benchmark box that race is rare enough to accept, and the start then fails clearly.
+fn free_port() -> Result<u16> {
+    let listener = TcpListener::bind("127.0.0.1:0").context("finding a free loopback port")?;
+    Ok(listener.local_addr()?.port())
+}
+
+/// Starts `spec` on a fresh loopback port, pinned to `cpus` (a taskset list such as "0" or
+/// "0,1"), and waits until the port accepts connections.
+pub async fn start(spec: &Spec, cpus: &str, workdir: &Path) -> Result<Running> {
+    let port = free_port()?;
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let log = workdir.join(format!("{}-{port}.log", spec.kind));
+    let mut cmd = Command::new("taskset");
+    cmd.arg("-c").arg(cpus).arg(&spec.binary);
+    match spec.kind {
+        Kind::Mosquitto => {
+            // Only the listener and anonymous access are set: every other limit keeps the
+            // default a user gets (max_queued_messages 1000, max_inflight_messages 20).
+            let conf = workdir.join(format!("mosquitto-{port}.conf"));
+            std::fs::write(
+                &conf,
+                format!("listener {port} 127.0.0.1\nallow_anonymous true\n"),
+            )
+            .with_context(|| format!("writing {}", conf.display()))?;
+            cmd.arg("-c").arg(conf);
+        }
+        Kind::Bulwark => {
+            cmd.arg("serve").arg("--bind").arg(addr.to_string());
+        }
+    }
+    let out = File::create(&log).with_context(|| format!("creating {}", log.display()))?;
+    cmd.stdin(Stdio::null())
+        .stdout(out.try_clone()?)
+        .stderr(out);
+    let child = cmd
+        .spawn()
+        .with_context(|| format!("starting {} ({})", spec.kind, spec.binary.display()))?;
+    // taskset execs the broker in place, so the child's pid is the broker's own.
+    let pid = child.id();
+    let mut running = Running {
+        child,
+        pid,
+        addr,
+        log,
+    };
+    wait_ready(&mut running).await?;
+    Ok(running)
+}
+
+async fn wait_ready(running: &mut Running) -> Result<()> {
+    let deadline = tokio::time::Instant::now() + START_TIMEOUT;
+    loop {
+        if let Some(status) = running.child.try_wait()? {
+            bail!(
+                "broker exited during start-up ({status}); its output: {}",
+                running.log_tail()
+            );
+        }
+        if let Ok(Ok(_probe)) = tokio::time::timeout(
+            Duration::from_millis(500),
+            tokio::net::TcpStream::connect(running.addr),
+        )
+        .await
+        {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            bail!(
+                "broker did not accept on {} within {START_TIMEOUT:?}; its output: {}",
+                running.addr,
+                running.log_tail()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Pins every thread of this process to `cpus`. Threads created later (the runtime's workers)
+/// inherit it. Done with `taskset -a -p` because the bench forbids unsafe code.
+pub fn pin_self(cpus: &str) -> Result<()> {
+    let status = Command::new("taskset")
+        .args(["-a", "-p", "-c", cpus, &std::process::id().to_string()])
+        .stdout(Stdio::null())
+        .status()
+        .context("running taskset (util-linux) to pin the load generator")?;
+    if !status.success() {
+        bail!("taskset -a -p -c {cpus} failed ({status})");
+    }
+    Ok(())
+}

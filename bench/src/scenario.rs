@@ -1,0 +1,214 @@
+//! The scenario catalogue: names, table columns, and dispatch to the code that runs each one.
+
+use std::net::SocketAddr;
+
+use anyhow::{bail, Context, Result};
+use tokio::task::JoinHandle;
+
+use crate::{fanin, fanout, idle, latency, qos1};
+
+/// What a scenario needs besides the broker's address.
+#[derive(Debug, Clone, Copy)]
+pub struct Params {
+    pub seconds: u64,
+    pub idle_connections: usize,
+}
+
+/// One table row's figures: display cells, and the values the ratio column compares.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub cells: Vec<String>,
+    pub ratio_keys: Vec<f64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scenario {
+    FaninQos0,
+    FaninQos1,
+    Fanout,
+    Latency,
+    IdleMemory,
+}
+
+pub const ALL: [Scenario; 5] = [
+    Scenario::FaninQos0,
+    Scenario::FaninQos1,
+    Scenario::Fanout,
+    Scenario::Latency,
+    Scenario::IdleMemory,
+];
+
+impl Scenario {
+    pub fn parse(name: &str) -> Result<Self> {
+        ALL.into_iter().find(|s| s.name() == name).with_context(|| {
+            let names: Vec<_> = ALL.iter().map(|s| s.name()).collect();
+            format!("unknown scenario {name:?}; known: {}", names.join(","))
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Scenario::FaninQos0 => "fanin-qos0",
+            Scenario::FaninQos1 => "fanin-qos1",
+            Scenario::Fanout => "fanout",
+            Scenario::Latency => "latency",
+            Scenario::IdleMemory => "idle-memory",
+        }
+    }
+
+    /// One paragraph saying exactly what is measured, printed above the table.
+    pub fn describe(self, p: &Params) -> String {
+        let s = p.seconds;
+        match self {
+            Scenario::FaninQos0 => format!(
+                "{} publishers send 64-byte QoS 0 messages to `bench/p<i>` as fast as the broker \
+                 takes them for {s} s; one subscriber on `bench/#`. *received/s* counts what the \
+                 subscriber got within the {s} s window; *loss* compares everything received \
+                 (after a drain) with everything sent.",
+                fanin::PUBLISHERS
+            ),
+            Scenario::FaninQos1 => format!(
+                "As fanin-qos0 at QoS 1: each publisher keeps up to {} unacknowledged messages in \
+                 flight; the subscriber subscribes at QoS 1 and PUBACKs every read. After {s} s \
+                 the publishers stop and the subscriber drains. *dropped* counts messages whose \
+                 PUBACK the publisher received but which never reached the subscriber.",
+                qos1::WINDOW
+            ),
+            Scenario::Fanout => format!(
+                "1 publisher sends 64-byte QoS 0 messages to one topic for {s} s; {} \
+                 subscribers. The publisher runs as fast as the broker fans out but stays at \
+                 most {} messages ahead of the slowest subscriber, so the figure is fan-out \
+                 speed, not a socket-buffer backlog. *deliveries/s* is the sum over subscribers \
+                 within the window; loss compares each subscriber's total (after a drain) with \
+                 what was sent.",
+                fanout::SUBSCRIBERS,
+                fanout::AHEAD
+            ),
+            Scenario::Latency => format!(
+                "1 publisher at a paced {} msg/s (a batch per 1 ms tick) of QoS 0, 64-byte \
+                 messages carrying their send time; 1 subscriber. Latency is publish-write to \
+                 subscriber-read, over {s} s minus a {} ms warm-up. Lower is better.",
+                latency::RATE,
+                latency::WARMUP.as_millis()
+            ),
+            Scenario::IdleMemory => format!(
+                "{} connections (unique client ids, keep-alive 0) each wait for CONNACK; the \
+                 broker's VmRSS is read before and 1 s after. Lower is better.",
+                p.idle_connections
+            ),
+        }
+    }
+
+    /// Column headers after "Pinning" and "Broker", and the ratio column's header.
+    pub fn headers(self) -> (&'static [&'static str], &'static str) {
+        match self {
+            Scenario::FaninQos0 => (
+                &["received msg/s", "sent msg/s", "loss"],
+                "bulwark/mosquitto received (higher is better)",
+            ),
+            Scenario::FaninQos1 => (
+                &[
+                    "delivered msg/s",
+                    "acked msg/s",
+                    "dropped after ack",
+                    "unacked at end",
+                ],
+                "bulwark/mosquitto delivered (higher is better)",
+            ),
+            Scenario::Fanout => (
+                &["deliveries/s", "sent msg/s", "loss avg", "loss worst sub"],
+                "bulwark/mosquitto deliveries (higher is better)",
+            ),
+            Scenario::Latency => (
+                &["p50 µs", "p99 µs", "p99.9 µs", "max µs", "samples / sent"],
+                "bulwark/mosquitto p50 / p99 (lower is better)",
+            ),
+            Scenario::IdleMemory => (
+                &["bytes/conn", "RSS before", "RSS after", "connections"],
+                "bulwark/mosquitto bytes/conn (lower is better)",
+            ),
+        }
+    }
+
+    /// Runs the scenario against a started broker.
+    pub async fn run(self, addr: SocketAddr, pid: u32, p: &Params) -> Result<Outcome> {
+        match self {
+            Scenario::FaninQos0 => fanin::run(addr, p).await,
+            Scenario::FaninQos1 => qos1::run(addr, p).await,
+            Scenario::Fanout => fanout::run(addr, p).await,
+            Scenario::Latency => latency::run(addr, p).await,
+            Scenario::IdleMemory => idle::run(addr, pid, p).await,
+        }
+    }
+}
+
+/// Awaits every task, returning the first error (a panic counts as one).
+pub async fn join_all<T>(handles: Vec<JoinHandle<Result<T>>>) -> Result<Vec<T>> {
+    let mut out = Vec::with_capacity(handles.len());
+    let mut first_err = None;
+    for h in handles {
+        match h.await {
+            Ok(Ok(v)) => out.push(v),
+            Ok(Err(e)) => {
+                first_err.get_or_insert(e);
+            }
+            Err(e) => {
+                first_err.get_or_insert(anyhow::anyhow!("client task failed: {e}"));
+            }
+        }
+    }
+    match first_err {
+        Some(e) => Err(e),
+        None => Ok(out),
+    }
+}
+
+/// Formats a rate with thousands separators, e.g. `1,234,567`.
+pub fn thousands(v: f64) -> String {
+    let n = v.round() as u64;
+    let mut reversed = String::new();
+    for (i, c) in n.to_string().chars().rev().enumerate() {
+        if i > 0 && i % 3 == 0 {
+            reversed.push(',');
+        }
+        reversed.push(c);
+    }
+    reversed.chars().rev().collect()
+}
+
+/// Percentage with two decimals.
+pub fn percent(part: f64, whole: f64) -> String {
+    if whole <= 0.0 {
+        return "n/a".into();
+    }
+    format!("{:.2} %", 100.0 * part / whole)
+}
+
+/// Fails early with a clear message when a scenario got nothing through at all.
+pub fn ensure_traffic(received: u64, what: &str) -> Result<()> {
+    if received == 0 {
+        bail!("{what}: no message reached the subscriber");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thousands_groups_digits() {
+        assert_eq!(thousands(0.0), "0");
+        assert_eq!(thousands(999.0), "999");
+        assert_eq!(thousands(1000.0), "1,000");
+        assert_eq!(thousands(1234567.4), "1,234,567");
+    }
+
+    #[test]
+    fn scenario_names_round_trip() {
+        for s in ALL {
+            assert_eq!(Scenario::parse(s.name()).unwrap(), s);
+        }
+        assert!(Scenario::parse("nope").is_err());
+    }
+}
