@@ -10,7 +10,10 @@ async fn v311_publish_subscribe_round_trip() {
     let mut opts = MqttOptions::new("smoke", "127.0.0.1", b.port());
     opts.set_keep_alive(Duration::from_secs(30));
     let (client, mut events) = AsyncClient::new(opts, 10);
-    client.subscribe("smoke/#", QoS::AtLeastOnce).await.expect("subscribe");
+    client
+        .subscribe("smoke/#", QoS::AtLeastOnce)
+        .await
+        .expect("subscribe");
     client
         .publish("smoke/1", QoS::AtLeastOnce, false, "hello")
         .await

@@ -21,6 +21,18 @@ impl TestBroker {
         self.addr.port()
     }
 
+    /// Waits until the broker has detached `client_id`'s connection (its
+    /// session kept offline), so that what follows cannot race the detach.
+    pub async fn offline(&self, client_id: &str) {
+        let gone = eventually(Duration::from_secs(3), || {
+            self.broker
+                .session(client_id)
+                .is_none_or(|s| !s.is_online())
+        })
+        .await;
+        assert!(gone, "{client_id} still online after 3 s");
+    }
+
     /// Stops accepting; existing connections keep running until dropped.
     pub fn stop(&self) {
         self.accept.abort();
@@ -45,7 +57,9 @@ pub async fn start_with(limits: Limits) -> TestBroker {
 /// embedded default does on loopback.
 pub async fn start_with_store(limits: Limits, store: Arc<dyn Store>) -> TestBroker {
     let broker = Broker::new(limits, store);
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind loopback");
     let addr = listener.local_addr().expect("local addr");
     let info = Arc::new(ListenerInfo {
         name: Arc::from("test"),
@@ -110,3 +124,31 @@ pub fn encode(packet: &bulwark_codec::Packet, v: bulwark_codec::ProtocolVersion)
     bulwark_codec::encode(packet, v, &mut b).expect("encode");
     b.to_vec()
 }
+
+/// Limits for tests: the defaults with `$SYS` publishing off, so a test that
+/// counts messages sees only its own.
+pub fn limits() -> Limits {
+    Limits {
+        sys_interval: Duration::ZERO,
+        ..Limits::default()
+    }
+}
+
+/// Polls `cond` every 10 ms until it holds or `wait` passes; returns whether
+/// it held. For broker-side state that no packet announces.
+pub async fn eventually(wait: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        if cond() {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+pub mod mqtt;
+pub mod v3;
+pub mod v5;

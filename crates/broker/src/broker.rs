@@ -33,8 +33,20 @@ pub struct Attached {
 /// A will message waiting for its connection to end.
 #[derive(Debug, Clone)]
 pub struct PendingWill {
-    pub message: Arc<Message>,
+    /// The will as it will be published; its `expires_at` is set only at
+    /// publication, since the Message Expiry Interval of a will counts from
+    /// when the broker publishes it [MQTT-3.1.3.2.4].
+    pub message: Message,
+    pub expiry: Option<u32>,
     pub delay: u32,
+}
+
+impl PendingWill {
+    fn into_message(self, now: Instant) -> Arc<Message> {
+        let mut message = self.message;
+        message.expires_at = self.expiry.map(|s| now + Duration::from_secs(u64::from(s)));
+        Arc::new(message)
+    }
 }
 
 #[derive(Clone)]
@@ -143,6 +155,8 @@ impl Broker {
                 link.kick = Some(tx);
                 link.expiry_interval = expiry_interval;
                 link.disconnected_at = None;
+                // Reconnected within the will delay: the will is not sent.
+                link.pending_will = None;
                 existing.set_online(true);
                 let generation = link.generation;
                 drop(link);
@@ -219,35 +233,35 @@ impl Broker {
         }
         if let Some(will) = will {
             if ended || will.delay == 0 {
-                self.publish(will.message, None);
+                self.publish(will.into_message(Instant::now()), None);
             } else if current {
                 // Delay the will until the delay passes or the session ends,
                 // whichever comes first [MQTT-3.1.3-9]; a reconnection in
-                // between cancels it.
+                // between cancels it (attach clears it), and a session that
+                // ends first publishes it (end_session).
                 let delay = will.delay.min(expiry_interval);
-                self.schedule_will(session.clone(), generation, delay, will.message);
+                session.link().pending_will = Some(will);
+                self.schedule_will(session.clone(), generation, delay);
             }
             // Otherwise a newer connection already resumed the session
             // before any delay could pass: the will is not sent.
         }
     }
 
-    fn schedule_will(
-        &self,
-        session: Arc<SessionHandle>,
-        generation: u64,
-        delay: u32,
-        message: Arc<Message>,
-    ) {
+    fn schedule_will(&self, session: Arc<SessionHandle>, generation: u64, delay: u32) {
         let broker = self.clone();
         tokio::spawn(async move {
             tokio::time::sleep(Duration::from_secs(u64::from(delay))).await;
-            let resumed = {
-                let link = session.link();
-                link.generation != generation || session.is_online()
+            let due = {
+                let mut link = session.link();
+                if link.generation == generation && !session.is_online() {
+                    link.pending_will.take()
+                } else {
+                    None
+                }
             };
-            if !resumed {
-                broker.publish(message, None);
+            if let Some(will) = due {
+                broker.publish(will.into_message(Instant::now()), None);
             }
         });
     }
@@ -255,6 +269,10 @@ impl Broker {
     /// Removes a session for good: its subscriptions leave the index, its
     /// shared-subscription messages go to other members, the store forgets it.
     fn end_session(&self, session: &Arc<SessionHandle>) {
+        let will = session.link().pending_will.take();
+        if let Some(will) = will {
+            self.publish(will.into_message(Instant::now()), None);
+        }
         let filters: Vec<String> = session.state().subscriptions.keys().cloned().collect();
         for raw in filters {
             self.unsubscribe(session, &raw);

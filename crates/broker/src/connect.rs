@@ -5,7 +5,6 @@ use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use bulwark_codec::{ConnAck, Connect, Properties, ProtocolVersion, QoS, ReasonCode};
 use bulwark_topic::TopicName;
@@ -189,18 +188,15 @@ fn will(c: &Connect, limits: &Limits) -> Result<Option<PendingWill>, Refusal> {
     let expiry = properties.message_expiry_interval.take();
     let delay = properties.will_delay_interval.take().unwrap_or(0);
     Ok(Some(PendingWill {
-        message: Arc::new(Message {
+        message: Message {
             topic,
             payload: w.payload.clone(),
             qos: w.qos,
             retain: w.retain,
             properties,
-            // The will's own expiry counts from when it is published, but a
-            // delay longer than the expiry would make it dead on arrival;
-            // counting from now is the conservative reading.
-            expires_at: expiry
-                .map(|s| Instant::now() + Duration::from_secs(u64::from(s) + u64::from(delay))),
-        }),
+            expires_at: None,
+        },
+        expiry,
         delay,
     }))
 }

@@ -105,7 +105,7 @@ pub async fn serve<R, W>(
     Stats::add(&broker.stats().clients_connected, 1);
     let mut conn = conn;
     let end = conn.run(&mut reader, &mut writer, rbuf, kicked).await;
-    conn.finish(end, &mut writer).await;
+    conn.finish(end, &mut reader, &mut writer).await;
     broker
         .stats()
         .clients_connected
@@ -228,6 +228,22 @@ async fn write_best_effort<W: AsyncWrite + Unpin>(writer: &mut W, bytes: &[u8]) 
         writer.shutdown().await
     };
     let _ = tokio::time::timeout(Duration::from_secs(2), write).await;
+}
+
+/// After we close with a DISCONNECT, keep reading (and discarding) briefly:
+/// closing a socket that still has unread input makes the kernel send a
+/// reset, and the client may then lose our DISCONNECT and its reason code
+/// before it reads them.
+async fn linger<R: AsyncRead + Unpin>(reader: &mut R) {
+    let drain = async {
+        let mut sink = [0u8; 1024];
+        while let Ok(n) = reader.read(&mut sink).await {
+            if n == 0 {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(2), drain).await;
 }
 
 pub(crate) fn packet_name(p: &Packet) -> &'static str {
@@ -355,6 +371,7 @@ impl Conn {
             };
             let frame = rbuf.split_to(n).freeze();
             let packet = decode(frame, self.version).map_err(|e| self.malformed(e))?;
+            tracing::trace!(client_id = %self.session.client_id, packet = packet_name(&packet), "received");
             self.handle(packet)?;
         }
     }
@@ -366,7 +383,12 @@ impl Conn {
 
     /// Sends the final DISCONNECT where one is due, decides the will, and
     /// detaches from the session.
-    async fn finish<W: AsyncWrite + Unpin>(&mut self, end: End, writer: &mut W) {
+    async fn finish<R, W>(&mut self, end: End, reader: &mut R, writer: &mut W)
+    where
+        R: AsyncRead + Unpin,
+        W: AsyncWrite + Unpin,
+    {
+        let lingers = matches!(end, End::Violation { .. });
         let keep_will = match &end {
             End::ClientDisconnect { keep_will } => *keep_will,
             End::Closed => true,
@@ -385,6 +407,9 @@ impl Conn {
             write_best_effort(writer, &self.out.buf).await;
         } else {
             let _ = tokio::time::timeout(Duration::from_secs(1), writer.shutdown()).await;
+        }
+        if lingers {
+            linger(reader).await;
         }
         let will = if keep_will { self.will.take() } else { None };
         self.broker

@@ -9,7 +9,7 @@ use bulwark_codec::{Properties, QoS};
 use bulwark_topic::{TopicFilter, TopicName};
 use bytes::Bytes;
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Message {
     pub topic: TopicName,
     pub payload: Bytes,

@@ -12,6 +12,7 @@ use std::time::Instant;
 use bulwark_codec::ReasonCode;
 use tokio::sync::{oneshot, Notify};
 
+use crate::broker::PendingWill;
 use crate::session::SessionState;
 
 /// How a connection is attached to its session.
@@ -25,6 +26,8 @@ pub(crate) struct Link {
     pub kick: Option<oneshot::Sender<ReasonCode>>,
     pub expiry_interval: u32,
     pub disconnected_at: Option<Instant>,
+    /// A will waiting out its delay after its connection ended.
+    pub pending_will: Option<PendingWill>,
 }
 
 #[derive(Debug)]

@@ -48,6 +48,8 @@ pub struct Listener {
 pub struct Config {
     pub source: String,
     pub limits: Limits,
+    /// Threads that run connections; 0 means one per available core.
+    pub worker_threads: usize,
     pub listeners: Vec<Listener>,
     pub log_level: String,
 }
@@ -246,6 +248,7 @@ fn closest<'a>(key: &str, known: &[&'a str]) -> Option<&'a str> {
 }
 
 const BROKER_KEYS: &[&str] = &[
+    "worker_threads",
     "max_packet_size",
     "receive_maximum",
     "max_inflight_out",
@@ -278,9 +281,10 @@ fn cast<T: TryFrom<i64> + Copy>(n: i64, fallback: T) -> T {
     T::try_from(n).unwrap_or(fallback)
 }
 
-fn read_limits(ctx: &mut Ctx, table: &Table) -> Limits {
+fn read_broker(ctx: &mut Ctx, table: &Table) -> (Limits, usize) {
     let d = Limits::default();
     let mut s = Section::new(table, "broker");
+    let worker_threads = cast(s.int(ctx, "worker_threads", 0, 0, 1024), 0);
     let max_qos = s.int(ctx, "max_qos", d.max_qos as i64, 0, 2);
     let limits = Limits {
         max_packet_size: cast(
@@ -383,7 +387,7 @@ fn read_limits(ctx: &mut Ctx, table: &Table) -> Limits {
         sys_interval: Duration::from_secs(cast(s.int(ctx, "sys_interval", 10, 0, 86_400), 10)),
     };
     s.finish(ctx, BROKER_KEYS);
-    limits
+    (limits, worker_threads)
 }
 
 fn read_listener(ctx: &mut Ctx, table: &Table, index: usize) -> Option<Listener> {
@@ -526,7 +530,7 @@ impl Config {
             }
             None => &empty,
         };
-        let limits = read_limits(&mut ctx, broker_table);
+        let (limits, worker_threads) = read_broker(&mut ctx, broker_table);
         let mut listeners = Vec::new();
         match root.get("listener") {
             Some(Item::ArrayOfTables(arr)) => {
@@ -574,6 +578,7 @@ impl Config {
             Ok(Config {
                 source: file.to_owned(),
                 limits,
+                worker_threads,
                 listeners,
                 log_level,
             })

@@ -70,10 +70,7 @@ fn serve(cfg: Config) -> ExitCode {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match runtime(cfg.worker_threads) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("bulwark: cannot start the async runtime: {e}");
@@ -98,6 +95,27 @@ fn serve(cfg: Config) -> ExitCode {
         tracing::info!("shutting down");
         ExitCode::SUCCESS
     })
+}
+
+/// One thread runs a single-threaded scheduler, which handles connections
+/// strictly in the order their input arrived; more threads share the load
+/// across cores with work stealing, where two clients' packets that arrive
+/// microseconds apart may be handled in either order.
+fn runtime(worker_threads: usize) -> std::io::Result<tokio::runtime::Runtime> {
+    let threads = match worker_threads {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    };
+    if threads == 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .enable_all()
+            .build()
+    }
 }
 
 async fn shutdown_signal() {
