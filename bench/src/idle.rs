@@ -25,7 +25,7 @@ async fn open_share(addr: SocketAddr, task: usize, n: usize) -> Result<Vec<Conn>
     let mut conns = Vec::with_capacity(n / TASKS + 1);
     for i in (task..n).step_by(TASKS) {
         // Keep-alive 0: the broker must not expect pings from clients that only sit there.
-        let c = conn::connect(addr, &format!("bench-idle-{i}"), 0, 16)
+        let c = conn::connect(addr, &format!("bench-idle-{i}"), 300, 16)
             .await
             .with_context(|| {
                 format!(

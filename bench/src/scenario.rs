@@ -92,7 +92,7 @@ impl Scenario {
                 latency::WARMUP.as_millis()
             ),
             Scenario::IdleMemory => format!(
-                "{} connections (unique client ids, keep-alive 0) each wait for CONNACK; the \
+                "{} connections (unique client ids, keep-alive 300 s: Bulwark refuses 3.1.1 keep-alive 0 by default) each wait for CONNACK; the \
                  broker's VmRSS is read before and 1 s after. Lower is better.",
                 p.idle_connections
             ),

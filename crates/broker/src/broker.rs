@@ -157,6 +157,10 @@ impl Broker {
                 link.disconnected_at = None;
                 // Reconnected within the will delay: the will is not sent.
                 link.pending_will = None;
+                existing.last_progress.store(
+                    crate::registry::now_ms(),
+                    std::sync::atomic::Ordering::Relaxed,
+                );
                 existing.set_online(true);
                 let generation = link.generation;
                 drop(link);
@@ -217,6 +221,7 @@ impl Broker {
             link.expiry_interval = expiry_interval;
             link.disconnected_at = Some(Instant::now());
             session.set_online(false);
+            session.release_publishers();
             if expiry_interval == 0 {
                 sessions.remove(&session.client_id);
                 ended = true;
@@ -293,7 +298,9 @@ impl Broker {
             };
             let other = router::reassign(&self.index_read(), &tag, session);
             match other {
-                Some(member) => self.deliver(&member.session, delivery),
+                Some(member) => {
+                    self.deliver(&member.session, delivery);
+                }
                 // Nobody else in the group: keep it with this session.
                 None => {
                     let max = self.inner.limits.max_queued_messages;
@@ -306,31 +313,64 @@ impl Broker {
     /// Routes a message to every matching subscription and updates the
     /// retained store. Returns how many sessions it was queued for.
     pub fn publish(&self, message: Arc<Message>, origin: Option<&Arc<SessionHandle>>) -> usize {
+        self.publish_from(message, origin, &mut Vec::new())
+    }
+
+    /// As [`Broker::publish`], and adds to `pressure` every target session
+    /// whose queue is past its high-water mark while its client drains it:
+    /// the publisher should stop reading until they have room, so a
+    /// publisher faster than its subscribers is slowed instead of having
+    /// its messages dropped.
+    pub fn publish_from(
+        &self,
+        message: Arc<Message>,
+        origin: Option<&Arc<SessionHandle>>,
+        pressure: &mut Vec<Arc<SessionHandle>>,
+    ) -> usize {
         if message.retain {
             self.retain(&message);
         }
         let targets = router::targets(&self.index_read(), &message, origin);
         let n = targets.len();
         for t in targets {
-            self.deliver(&t.session, t.delivery);
+            if self.deliver(&t.session, t.delivery)
+                && !pressure.iter().any(|s| Arc::ptr_eq(s, &t.session))
+            {
+                pressure.push(t.session);
+            }
         }
         n
     }
 
-    pub(crate) fn deliver(&self, session: &SessionHandle, delivery: Delivery) {
+    /// Queue high- and low-water marks for back-pressure.
+    pub(crate) fn water_marks(&self) -> (usize, usize) {
+        let max = self.inner.limits.max_queued_messages;
+        ((max / 2).max(1), max / 4)
+    }
+
+    /// Queues a delivery; true when the session is now congested and holds
+    /// publishers back.
+    pub(crate) fn deliver(&self, session: &SessionHandle, delivery: Delivery) -> bool {
         let stats = &self.inner.stats;
         let online = session.is_online();
         if !online && delivery.qos == QoS::AtMostOnce {
             Stats::add(&stats.dropped_offline_qos0, 1);
-            return;
+            return false;
         }
         let mut state = session.state();
         if state.enqueue(delivery, self.inner.limits.max_queued_messages) {
-            let first = state.queued() == 1;
+            let queued = state.queued();
             drop(state);
-            if first && online {
+            if queued == 1 && online {
                 session.wake.notify_one();
             }
+            if online && queued >= self.water_marks().0 {
+                session
+                    .congested
+                    .store(true, std::sync::atomic::Ordering::Release);
+                return session.holds_publishers();
+            }
+            false
         } else {
             let dropped = state.dropped;
             drop(state);
@@ -340,6 +380,7 @@ impl Broker {
             if dropped.is_power_of_two() {
                 tracing::warn!(client_id = %session.client_id, dropped, "session queue full; dropping messages for it");
             }
+            false
         }
     }
 

@@ -66,6 +66,11 @@ pub(crate) struct Conn {
     /// Client-to-server topic aliases, index = alias - 1.
     pub in_aliases: Vec<Option<bulwark_topic::TopicName>>,
     pub peer: SocketAddr,
+    /// PUBLISH packets handled since the last flush into the shared stats.
+    pub received: u64,
+    /// Sessions this connection published to that are congested: reading
+    /// from this client pauses until they drain (see Broker::publish_from).
+    pub pressure: Vec<Arc<SessionHandle>>,
 }
 
 /// Serves one connection to its end. Spawn it as its own task: nothing in
@@ -217,6 +222,8 @@ async fn handshake<W: AsyncWrite + Unpin>(
         keep_alive: Duration::from_secs(u64::from(accepted.keep_alive)),
         in_aliases: Vec::new(),
         peer,
+        received: 0,
+        pressure: Vec::new(),
     };
     Some((conn, attached.kicked))
 }
@@ -228,6 +235,15 @@ async fn write_best_effort<W: AsyncWrite + Unpin>(writer: &mut W, bytes: &[u8]) 
         writer.shutdown().await
     };
     let _ = tokio::time::timeout(Duration::from_secs(2), write).await;
+}
+
+/// Waits until the first congested session signals room, or briefly: the
+/// notification is not stored, so a short timeout covers one that fired
+/// between the check and the wait.
+async fn wait_for_room(pressure: &[Arc<SessionHandle>]) {
+    if let Some(s) = pressure.first() {
+        let _ = tokio::time::timeout(Duration::from_millis(5), s.room.notified()).await;
+    }
 }
 
 /// After we close with a DISCONNECT, keep reading (and discarding) briefly:
@@ -293,9 +309,15 @@ impl Conn {
         let mut read_chunk = MIN_READ_CHUNK;
         let session = self.session.clone();
         self.drain();
+        // One timer for the connection's life, re-armed only when it fires:
+        // resetting it on every read would touch the timer wheel per packet.
+        let keep_alive =
+            tokio::time::sleep_until(tokio::time::Instant::from_std(last_read + grace));
+        tokio::pin!(keep_alive);
         loop {
-            let deadline = tokio::time::Instant::from_std(last_read + grace);
-            let can_read = self.out.buf.len() < MAX_PENDING_WRITE;
+            self.pressure.retain(|s| s.holds_publishers());
+            let throttled = !self.pressure.is_empty();
+            let can_read = self.out.buf.len() < MAX_PENDING_WRITE && !throttled;
             if can_read && rbuf.capacity() - rbuf.len() < read_chunk / 2 {
                 rbuf.reserve(read_chunk);
             }
@@ -339,10 +361,12 @@ impl Conn {
                     }
                 }
                 _ = session.woken() => {}
-                _ = tokio::time::sleep_until(deadline) => {
+                _ = wait_for_room(&self.pressure), if throttled => {}
+                _ = &mut keep_alive => {
                     if last_read.elapsed() >= grace {
                         return violation(ReasonCode::KeepAliveTimeout, "keep-alive timeout");
                     }
+                    keep_alive.as_mut().reset(tokio::time::Instant::from_std(last_read + grace));
                     read_chunk = MIN_READ_CHUNK;
                 }
             }
@@ -352,10 +376,13 @@ impl Conn {
 
     fn drain(&mut self) {
         let stats = self.broker.stats();
-        let sent = {
+        let low_water = self.broker.water_marks().1;
+        let (sent, queued) = {
             let mut state = self.session.state();
-            self.out.drain(&mut state, stats, Instant::now())
+            let sent = self.out.drain(&mut state, stats, Instant::now());
+            (sent, state.queued())
         };
+        self.session.drained(sent, queued, low_water);
         if sent > 0 {
             Stats::add(&stats.messages_sent, sent);
         }
@@ -363,6 +390,15 @@ impl Conn {
 
     /// Decodes and handles every whole packet in `rbuf`.
     fn process(&mut self, rbuf: &mut BytesMut, limits: &DecodeLimits) -> Result<(), End> {
+        let result = self.process_frames(rbuf, limits);
+        Stats::add(
+            &self.broker.stats().messages_received,
+            std::mem::take(&mut self.received),
+        );
+        result
+    }
+
+    fn process_frames(&mut self, rbuf: &mut BytesMut, limits: &DecodeLimits) -> Result<(), End> {
         loop {
             let n = match frame_len(rbuf, limits) {
                 Ok(Some(n)) => n,

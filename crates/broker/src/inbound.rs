@@ -12,7 +12,6 @@ use bulwark_topic::TopicName;
 use crate::connection::{violation, Conn, End};
 use crate::message::{Delivery, Message};
 use crate::session::AckResult;
-use crate::stats::Stats;
 
 impl Conn {
     pub(crate) fn handle(&mut self, packet: Packet) -> Result<(), End> {
@@ -124,7 +123,9 @@ impl Conn {
 
     fn on_publish(&mut self, mut p: Publish) -> Result<(), End> {
         let limits = self.broker.limits();
-        Stats::add(&self.broker.stats().messages_received, 1);
+        // Counted per read batch in Conn::process: one shared atomic add
+        // per message would bounce its cache line between cores.
+        self.received += 1;
         if p.qos > limits.max_qos {
             return Err(violation(
                 ReasonCode::QoSNotSupported,
@@ -176,7 +177,9 @@ impl Conn {
             properties,
             expires_at: expiry.map(|s| Instant::now() + Duration::from_secs(u64::from(s))),
         };
-        let matched = self.broker.publish(Arc::new(message), Some(&self.session));
+        let matched =
+            self.broker
+                .publish_from(Arc::new(message), Some(&self.session), &mut self.pressure);
         let reason = if matched == 0 && self.v5() {
             ReasonCode::NoMatchingSubscribers
         } else {

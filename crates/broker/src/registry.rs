@@ -5,7 +5,8 @@
 //! then a handle's `link`, then its `state`. The subscription index lock is
 //! never taken while a `state` lock is held.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::OnceLock;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
@@ -40,6 +41,26 @@ pub struct SessionHandle {
     /// Mirrors "a connection is attached", readable without a lock on the
     /// delivery path.
     pub(crate) online: AtomicBool,
+    /// Set when the queue passes its high-water mark: publishers routing
+    /// to this session pause reading until it drains (back-pressure).
+    pub(crate) congested: AtomicBool,
+    /// Notified when a congested queue drains below its low-water mark.
+    pub(crate) room: Notify,
+    /// When the attached connection last moved messages out of the queue
+    /// ([`now_ms`]). A session that makes no progress holds nobody back.
+    pub(crate) last_progress: AtomicU64,
+}
+
+/// How long a congested session may go without draining before publishers
+/// stop waiting for it and its own queue limit decides (drop and count).
+pub(crate) const STALL_MS: u64 = 1000;
+
+/// Milliseconds on a process-wide monotonic clock, cheap to store in an
+/// atomic.
+pub(crate) fn now_ms() -> u64 {
+    static START: OnceLock<Instant> = OnceLock::new();
+    let start = *START.get_or_init(Instant::now);
+    u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
 
 impl SessionHandle {
@@ -53,7 +74,35 @@ impl SessionHandle {
                 ..Link::default()
             }),
             online: AtomicBool::new(false),
+            congested: AtomicBool::new(false),
+            room: Notify::new(),
+            last_progress: AtomicU64::new(now_ms()),
         }
+    }
+
+    /// Whether publishers should pause for this session: its queue is past
+    /// the high-water mark, yet its client is connected and draining. A
+    /// stalled client (not reading) never slows anyone else.
+    pub fn holds_publishers(&self) -> bool {
+        self.congested.load(Ordering::Acquire)
+            && self.is_online()
+            && now_ms().saturating_sub(self.last_progress.load(Ordering::Relaxed)) < STALL_MS
+    }
+
+    /// Called by the attached connection after it drained `sent` messages
+    /// and `queued` remain.
+    pub(crate) fn drained(&self, sent: u64, queued: usize, low_water: usize) {
+        if sent > 0 {
+            self.last_progress.store(now_ms(), Ordering::Relaxed);
+        }
+        if queued <= low_water && self.congested.swap(false, Ordering::AcqRel) {
+            self.room.notify_waiters();
+        }
+    }
+
+    pub(crate) fn release_publishers(&self) {
+        self.congested.store(false, Ordering::Release);
+        self.room.notify_waiters();
     }
 
     /// The session state. A poisoned lock means a thread panicked while
