@@ -42,7 +42,7 @@ pub struct PendingWill {
 }
 
 impl PendingWill {
-    fn into_message(self, now: Instant) -> Arc<Message> {
+    fn into_message(self: Box<Self>, now: Instant) -> Arc<Message> {
         let mut message = self.message;
         message.expires_at = self.expiry.map(|s| now + Duration::from_secs(u64::from(s)));
         Arc::new(message)
@@ -207,7 +207,7 @@ impl Broker {
         session: &Arc<SessionHandle>,
         generation: u64,
         expiry_interval: u32,
-        will: Option<PendingWill>,
+        will: Option<Box<PendingWill>>,
     ) {
         let mut sessions = lock(&self.inner.sessions);
         let registered = sessions

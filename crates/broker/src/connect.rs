@@ -35,7 +35,7 @@ pub(crate) struct Accepted {
     pub expiry_interval: u32,
     /// Set when the expiry differs from what the client asked (v5).
     pub expiry_override: Option<u32>,
-    pub will: Option<PendingWill>,
+    pub will: Option<Box<PendingWill>>,
     pub receive_maximum: u16,
     pub max_packet_size: u32,
     pub topic_alias_maximum: u16,
@@ -152,7 +152,7 @@ fn keep_alive(c: &Connect, limits: &Limits) -> Result<(u16, Option<u16>), Refusa
     Ok((asked, None))
 }
 
-fn will(c: &Connect, limits: &Limits) -> Result<Option<PendingWill>, Refusal> {
+fn will(c: &Connect, limits: &Limits) -> Result<Option<Box<PendingWill>>, Refusal> {
     let Some(w) = &c.will else { return Ok(None) };
     let topic = TopicName::new(w.topic.clone())
         .map_err(|_| refuse(ReasonCode::TopicNameInvalid, "invalid will topic"))?;
@@ -187,7 +187,7 @@ fn will(c: &Connect, limits: &Limits) -> Result<Option<PendingWill>, Refusal> {
     let mut properties = w.properties.clone();
     let expiry = properties.message_expiry_interval.take();
     let delay = properties.will_delay_interval.take().unwrap_or(0);
-    Ok(Some(PendingWill {
+    Ok(Some(Box::new(PendingWill {
         message: Message {
             topic,
             payload: w.payload.clone(),
@@ -198,7 +198,7 @@ fn will(c: &Connect, limits: &Limits) -> Result<Option<PendingWill>, Refusal> {
         },
         expiry,
         delay,
-    }))
+    })))
 }
 
 pub(crate) fn connack(a: &Accepted, session_present: bool, limits: &Limits, v5: bool) -> ConnAck {

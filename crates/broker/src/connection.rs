@@ -30,7 +30,7 @@ use crate::stats::Stats;
 const MAX_PENDING_WRITE: usize = 1024 * 1024;
 /// A read buffer grows up to this when reads keep filling it.
 const MAX_READ_CHUNK: usize = 64 * 1024;
-const MIN_READ_CHUNK: usize = 256;
+const MIN_READ_CHUNK: usize = 64;
 
 /// Why the connection is ending.
 #[derive(Debug)]
@@ -61,7 +61,7 @@ pub(crate) struct Conn {
     /// A v5 client whose CONNECT said expiry 0 may not raise it at
     /// DISCONNECT [MQTT-3.14.2-2].
     pub connect_expiry_zero: bool,
-    pub will: Option<PendingWill>,
+    pub will: Option<Box<PendingWill>>,
     pub keep_alive: Duration,
     /// Client-to-server topic aliases, index = alias - 1.
     pub in_aliases: Vec<Option<bulwark_topic::TopicName>>,
@@ -104,13 +104,22 @@ pub async fn serve<R, W>(
             return;
         }
     };
-    let Some((conn, kicked)) = handshake(&broker, first, peer, &listener, &mut writer).await else {
+    let Some((conn, kicked)) =
+        Box::pin(handshake(&broker, first, peer, &listener, &mut writer)).await
+    else {
         return;
     };
     Stats::add(&broker.stats().clients_connected, 1);
+    if rbuf.is_empty() {
+        // Most connections sit idle after CONNECT: hold no buffer until
+        // there is something to read (the loop reserves a small one).
+        rbuf = BytesMut::new();
+    }
     let mut conn = conn;
     let end = conn.run(&mut reader, &mut writer, rbuf, kicked).await;
-    conn.finish(end, &mut reader, &mut writer).await;
+    // Boxed: the handshake and teardown futures would otherwise be part of
+    // every idle connection's task for its whole life.
+    Box::pin(conn.finish(end, &mut reader, &mut writer)).await;
     broker
         .stats()
         .clients_connected
@@ -361,7 +370,12 @@ impl Conn {
                     }
                 }
                 _ = session.woken() => {}
-                _ = wait_for_room(&self.pressure), if throttled => {}
+                // Boxed on demand so that every idle connection's task does
+                // not carry the timer this wait needs.
+                _ = async { Box::pin(wait_for_room(&self.pressure)).await }, if throttled => {
+                    // We chose not to read; the client is not silent.
+                    last_read = Instant::now();
+                }
                 _ = &mut keep_alive => {
                     if last_read.elapsed() >= grace {
                         return violation(ReasonCode::KeepAliveTimeout, "keep-alive timeout");

@@ -28,7 +28,9 @@ pub(crate) struct Outbound {
     /// not sent to it [MQTT-3.1.2-25].
     pub max_packet_size: u32,
     pub alias_max: u16,
-    aliases: HashMap<String, u16>,
+    /// Boxed on first use: most clients never allow aliases, and an empty
+    /// map inline would still cost every connection its size.
+    aliases: Option<Box<HashMap<String, u16>>>,
 }
 
 impl Outbound {
@@ -39,7 +41,7 @@ impl Outbound {
             inflight_limit: usize::from(u16::MAX),
             max_packet_size: u32::MAX,
             alias_max: 0,
-            aliases: HashMap::new(),
+            aliases: None,
         }
     }
 
@@ -66,13 +68,14 @@ impl Outbound {
         if self.alias_max == 0 || self.version != ProtocolVersion::V5 {
             return (topic, None);
         }
-        if let Some(&a) = self.aliases.get(topic) {
+        let aliases = self.aliases.get_or_insert_with(Default::default);
+        if let Some(&a) = aliases.get(topic) {
             return ("", Some(a));
         }
-        let next = self.aliases.len() + 1;
+        let next = aliases.len() + 1;
         match u16::try_from(next) {
             Ok(a) if a <= self.alias_max => {
-                self.aliases.insert(topic.to_owned(), a);
+                aliases.insert(topic.to_owned(), a);
                 (topic, Some(a))
             }
             _ => (topic, None),

@@ -28,7 +28,7 @@ pub(crate) struct Link {
     pub expiry_interval: u32,
     pub disconnected_at: Option<Instant>,
     /// A will waiting out its delay after its connection ended.
-    pub pending_will: Option<PendingWill>,
+    pub pending_will: Option<Box<PendingWill>>,
 }
 
 #[derive(Debug)]

@@ -1,0 +1,37 @@
+//! Guards the per-connection memory that the idle-connection benchmark
+//! measures: every idle client holds one connection task and one session
+//! handle, so growth here multiplies by the number of devices on a site.
+//! The bounds are today's sizes plus a little room; a change that needs more
+//! should say why (benchmarks/RESULTS.md has the measured bytes per idle
+//! connection).
+
+use std::sync::Arc;
+
+use bulwark_broker::registry::SessionHandle;
+use bulwark_tests::{Broker, ListenerInfo, MemoryStore};
+
+#[tokio::test]
+async fn connection_task_and_session_stay_small() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let (r, w) = stream.into_split();
+    let broker = Broker::new(Default::default(), Arc::new(MemoryStore::new()));
+    let info = Arc::new(ListenerInfo {
+        name: "size".into(),
+        allow_anonymous: true,
+    });
+    let task = bulwark_broker::serve(broker, r, w, addr, info);
+    let task_bytes = std::mem::size_of_val(&task);
+    assert!(
+        task_bytes <= 1024,
+        "connection future is {task_bytes} bytes"
+    );
+    let handle_bytes = std::mem::size_of::<SessionHandle>();
+    assert!(
+        handle_bytes <= 384,
+        "session handle is {handle_bytes} bytes"
+    );
+}
