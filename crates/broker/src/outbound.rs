@@ -30,6 +30,7 @@ pub(crate) struct Outbound {
     pub alias_max: u16,
     /// Boxed on first use: most clients never allow aliases, and an empty
     /// map inline would still cost every connection its size.
+    #[allow(clippy::box_collection)] // the box is the point: see above
     aliases: Option<Box<HashMap<String, u16>>>,
 }
 
