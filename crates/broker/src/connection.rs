@@ -116,7 +116,10 @@ pub async fn serve<R, W>(
         rbuf = BytesMut::new();
     }
     let mut conn = conn;
-    let end = conn.run(&mut reader, &mut writer, rbuf, kicked).await;
+    let end = match conn.run(&mut reader, &mut writer, rbuf, kicked).await {
+        Err(end) => end,
+        Ok(never) => match never {},
+    };
     // Boxed: the handshake and teardown futures would otherwise be part of
     // every idle connection's task for its whole life.
     Box::pin(conn.finish(end, &mut reader, &mut writer)).await;
@@ -169,21 +172,7 @@ async fn handshake<W: AsyncWrite + Unpin>(
         Err(e) => {
             Stats::add(&broker.stats().malformed_packets, 1);
             tracing::info!(%peer, listener = %listener.name, error = %e, "malformed CONNECT; closing");
-            // A CONNACK only where the spec asks for one: an unsupported
-            // protocol level (3.1.1: return code 1) or a v5 CONNECT.
-            let reason = e.reason_code();
-            let answer = match version_hint {
-                Some(v) if v == ProtocolVersion::V5 => Some(v),
-                _ if reason == ReasonCode::UnsupportedProtocolVersion => {
-                    Some(ProtocolVersion::V311)
-                }
-                _ => None,
-            };
-            if let Some(v) = answer {
-                let mut out = Outbound::new(v);
-                out.packet(&Packet::ConnAck(connect::refusal_connack(reason)));
-                write_best_effort(writer, &out.buf).await;
-            }
+            refuse_malformed_connect(&e, version_hint, writer).await;
             return None;
         }
     };
@@ -235,6 +224,26 @@ async fn handshake<W: AsyncWrite + Unpin>(
         pressure: Vec::new(),
     };
     Some((conn, attached.kicked))
+}
+
+/// A CONNACK for an undecodable CONNECT only where the spec asks for one:
+/// an unsupported protocol level (3.1.1 return code 1) or a v5 CONNECT.
+async fn refuse_malformed_connect<W: AsyncWrite + Unpin>(
+    e: &bulwark_codec::DecodeError,
+    version_hint: Option<ProtocolVersion>,
+    writer: &mut W,
+) {
+    let reason = e.reason_code();
+    let answer = match version_hint {
+        Some(ProtocolVersion::V5) => Some(ProtocolVersion::V5),
+        _ if reason == ReasonCode::UnsupportedProtocolVersion => Some(ProtocolVersion::V311),
+        _ => None,
+    };
+    if let Some(v) = answer {
+        let mut out = Outbound::new(v);
+        out.packet(&Packet::ConnAck(connect::refusal_connack(reason)));
+        write_best_effort(writer, &out.buf).await;
+    }
 }
 
 async fn write_best_effort<W: AsyncWrite + Unpin>(writer: &mut W, bytes: &[u8]) {
@@ -291,15 +300,23 @@ pub(crate) fn packet_name(p: &Packet) -> &'static str {
     }
 }
 
+/// The read side of the event loop.
+struct Input {
+    buf: BytesMut,
+    /// How much to reserve before the next read.
+    chunk: usize,
+    last_read: Instant,
+}
+
 impl Conn {
-    /// The event loop. Returns how the connection ended.
+    /// The event loop. Only ever returns how the connection ended.
     async fn run<R, W>(
         &mut self,
         reader: &mut R,
         writer: &mut W,
-        mut rbuf: BytesMut,
+        rbuf: BytesMut,
         mut kicked: tokio::sync::oneshot::Receiver<ReasonCode>,
-    ) -> End
+    ) -> Result<std::convert::Infallible, End>
     where
         R: AsyncRead + Unpin,
         W: AsyncWrite + Unpin,
@@ -314,78 +331,96 @@ impl Conn {
         } else {
             self.keep_alive + self.keep_alive / 2
         };
-        let mut last_read = Instant::now();
-        let mut read_chunk = MIN_READ_CHUNK;
+        let mut input = Input {
+            buf: rbuf,
+            chunk: MIN_READ_CHUNK,
+            last_read: Instant::now(),
+        };
         let session = self.session.clone();
         self.drain();
         // One timer for the connection's life, re-armed only when it fires:
         // resetting it on every read would touch the timer wheel per packet.
         let keep_alive =
-            tokio::time::sleep_until(tokio::time::Instant::from_std(last_read + grace));
+            tokio::time::sleep_until(tokio::time::Instant::from_std(input.last_read + grace));
         tokio::pin!(keep_alive);
         loop {
             self.pressure.retain(|s| s.holds_publishers());
             let throttled = !self.pressure.is_empty();
             let can_read = self.out.buf.len() < MAX_PENDING_WRITE && !throttled;
-            if can_read && rbuf.capacity() - rbuf.len() < read_chunk / 2 {
-                rbuf.reserve(read_chunk);
+            if can_read && input.buf.capacity() - input.buf.len() < input.chunk / 2 {
+                input.buf.reserve(input.chunk);
             }
             tokio::select! {
                 reason = &mut kicked => {
                     let reason = reason.unwrap_or(ReasonCode::SessionTakenOver);
-                    return violation(reason, "session taken over by a new connection");
+                    return Err(violation(reason, "session taken over by a new connection"));
                 }
                 res = writer.write(&self.out.buf), if !self.out.buf.is_empty() => {
-                    match res {
-                        Ok(0) | Err(_) => return End::Closed,
-                        Ok(n) => {
-                            Stats::add(&self.broker.stats().bytes_sent, n as u64);
-                            let _ = self.out.buf.split_to(n);
-                            if self.out.buf.is_empty() {
-                                if writer.flush().await.is_err() {
-                                    return End::Closed;
-                                }
-                                self.out.buf = BytesMut::new();
-                            }
-                        }
-                    }
+                    self.on_written(res, writer).await?;
                 }
-                res = reader.read_buf(&mut rbuf), if can_read => {
-                    match res {
-                        Ok(0) | Err(_) => return End::Closed,
-                        Ok(n) => {
-                            Stats::add(&self.broker.stats().bytes_received, n as u64);
-                            last_read = Instant::now();
-                            if n >= read_chunk / 2 {
-                                read_chunk = (read_chunk * 2).min(MAX_READ_CHUNK);
-                            }
-                            if let Err(end) = self.process(&mut rbuf, &limits) {
-                                return end;
-                            }
-                            if rbuf.is_empty() && read_chunk == MIN_READ_CHUNK {
-                                // Give idle connections their memory back.
-                                rbuf = BytesMut::new();
-                            }
-                        }
-                    }
+                res = reader.read_buf(&mut input.buf), if can_read => {
+                    self.on_read(res, &mut input, &limits)?;
                 }
                 _ = session.woken() => {}
                 // Boxed on demand so that every idle connection's task does
                 // not carry the timer this wait needs.
                 _ = async { Box::pin(wait_for_room(&self.pressure)).await }, if throttled => {
                     // We chose not to read; the client is not silent.
-                    last_read = Instant::now();
+                    input.last_read = Instant::now();
                 }
                 _ = &mut keep_alive => {
-                    if last_read.elapsed() >= grace {
-                        return violation(ReasonCode::KeepAliveTimeout, "keep-alive timeout");
+                    if input.last_read.elapsed() >= grace {
+                        return Err(violation(ReasonCode::KeepAliveTimeout, "keep-alive timeout"));
                     }
-                    keep_alive.as_mut().reset(tokio::time::Instant::from_std(last_read + grace));
-                    read_chunk = MIN_READ_CHUNK;
+                    keep_alive.as_mut().reset(tokio::time::Instant::from_std(input.last_read + grace));
+                    input.chunk = MIN_READ_CHUNK;
                 }
             }
             self.drain();
         }
+    }
+
+    async fn on_written<W: AsyncWrite + Unpin>(
+        &mut self,
+        res: std::io::Result<usize>,
+        writer: &mut W,
+    ) -> Result<(), End> {
+        let n = match res {
+            Ok(0) | Err(_) => return Err(End::Closed),
+            Ok(n) => n,
+        };
+        Stats::add(&self.broker.stats().bytes_sent, n as u64);
+        let _ = self.out.buf.split_to(n);
+        if self.out.buf.is_empty() {
+            writer.flush().await.map_err(|_| End::Closed)?;
+            self.out.buf = BytesMut::new();
+        }
+        Ok(())
+    }
+
+    fn on_read(
+        &mut self,
+        res: std::io::Result<usize>,
+        input: &mut Input,
+        limits: &DecodeLimits,
+    ) -> Result<(), End> {
+        let n = match res {
+            Ok(0) | Err(_) => return Err(End::Closed),
+            Ok(n) => n,
+        };
+        Stats::add(&self.broker.stats().bytes_received, n as u64);
+        input.last_read = Instant::now();
+        // Reads that fill half the buffer mean traffic: read more per
+        // syscall. The keep-alive tick shrinks it back when idle.
+        if n >= input.chunk / 2 {
+            input.chunk = (input.chunk * 2).min(MAX_READ_CHUNK);
+        }
+        self.process(&mut input.buf, limits)?;
+        if input.buf.is_empty() && input.chunk == MIN_READ_CHUNK {
+            // Give idle connections their memory back.
+            input.buf = BytesMut::new();
+        }
+        Ok(())
     }
 
     fn drain(&mut self) {
