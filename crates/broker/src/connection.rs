@@ -306,6 +306,8 @@ struct Input {
     /// How much to reserve before the next read.
     chunk: usize,
     last_read: Instant,
+    /// Whole packets are buffered but processing paused for back-pressure.
+    pending: bool,
 }
 
 impl Conn {
@@ -335,6 +337,7 @@ impl Conn {
             buf: rbuf,
             chunk: MIN_READ_CHUNK,
             last_read: Instant::now(),
+            pending: false,
         };
         let session = self.session.clone();
         self.drain();
@@ -345,6 +348,10 @@ impl Conn {
         tokio::pin!(keep_alive);
         loop {
             self.pressure.retain(|s| s.holds_publishers());
+            if self.pressure.is_empty() && input.pending {
+                input.pending = self.process(&mut input.buf, &limits)?;
+                self.drain();
+            }
             let throttled = !self.pressure.is_empty();
             let can_read = self.out.buf.len() < MAX_PENDING_WRITE && !throttled;
             if can_read && input.buf.capacity() - input.buf.len() < input.chunk / 2 {
@@ -415,7 +422,7 @@ impl Conn {
         if n >= input.chunk / 2 {
             input.chunk = (input.chunk * 2).min(MAX_READ_CHUNK);
         }
-        self.process(&mut input.buf, limits)?;
+        input.pending = self.process(&mut input.buf, limits)?;
         if input.buf.is_empty() && input.chunk == MIN_READ_CHUNK {
             // Give idle connections their memory back.
             input.buf = BytesMut::new();
@@ -438,7 +445,9 @@ impl Conn {
     }
 
     /// Decodes and handles every whole packet in `rbuf`.
-    fn process(&mut self, rbuf: &mut BytesMut, limits: &DecodeLimits) -> Result<(), End> {
+    /// Returns true when it stopped early because a subscriber it published
+    /// to is congested: the rest of `rbuf` waits for room.
+    fn process(&mut self, rbuf: &mut BytesMut, limits: &DecodeLimits) -> Result<bool, End> {
         let result = self.process_frames(rbuf, limits);
         Stats::add(
             &self.broker.stats().messages_received,
@@ -447,11 +456,16 @@ impl Conn {
         result
     }
 
-    fn process_frames(&mut self, rbuf: &mut BytesMut, limits: &DecodeLimits) -> Result<(), End> {
+    fn process_frames(&mut self, rbuf: &mut BytesMut, limits: &DecodeLimits) -> Result<bool, End> {
         loop {
+            // One read can carry thousands of PUBLISH packets: stop at the
+            // first congested subscriber, not at the end of the batch.
+            if !self.pressure.is_empty() {
+                return Ok(true);
+            }
             let n = match frame_len(rbuf, limits) {
                 Ok(Some(n)) => n,
-                Ok(None) => return Ok(()),
+                Ok(None) => return Ok(false),
                 Err(e) => return Err(self.malformed(e)),
             };
             let frame = rbuf.split_to(n).freeze();
