@@ -8,7 +8,6 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bulwark_codec::{QoS, ReasonCode, RetainHandling, SubscriptionOptions};
 use bulwark_topic::{ParsedFilter, TopicFilter, TopicName};
-use tokio::sync::oneshot;
 
 use crate::limits::Limits;
 use crate::message::{Delivery, Message, SharedTag};
@@ -26,8 +25,6 @@ pub struct Attached {
     pub session: Arc<SessionHandle>,
     pub session_present: bool,
     pub generation: u64,
-    /// Fires when this connection must close (taken over, discarded).
-    pub kicked: oneshot::Receiver<ReasonCode>,
 }
 
 /// A will message waiting for its connection to end.
@@ -142,17 +139,19 @@ impl Broker {
     /// any connection attached to it and discarding the session first when
     /// `clean_start` [MQTT-3.1.2-4, MQTT-3.1.4-3].
     pub fn attach(&self, client_id: &str, clean_start: bool, expiry_interval: u32) -> Attached {
-        let (tx, rx) = oneshot::channel();
         let mut sessions = lock(&self.inner.sessions);
         if let Some(existing) = sessions.get(client_id).cloned() {
             let mut link = existing.link();
-            if let Some(kick) = link.kick.take() {
-                // The old connection may already be gone; nothing to do then.
-                let _ = kick.send(ReasonCode::SessionTakenOver);
-            }
+            // Whatever connection is attached must go: a resumed session
+            // gets a new generation, a discarded one keeps none.
+            let kick_below = if clean_start {
+                u64::MAX
+            } else {
+                link.generation + 1
+            };
+            existing.kick(&mut link, kick_below, ReasonCode::SessionTakenOver);
             if !clean_start {
                 link.generation += 1;
-                link.kick = Some(tx);
                 link.expiry_interval = expiry_interval;
                 link.disconnected_at = None;
                 // Reconnected within the will delay: the will is not sent.
@@ -169,7 +168,6 @@ impl Broker {
                     session: existing,
                     session_present: true,
                     generation,
-                    kicked: rx,
                 };
             }
             drop(link);
@@ -180,11 +178,7 @@ impl Broker {
         }
         let id: Arc<str> = Arc::from(client_id);
         let handle = Arc::new(SessionHandle::new(id.clone(), expiry_interval));
-        {
-            let mut link = handle.link();
-            link.generation = 1;
-            link.kick = Some(tx);
-        }
+        handle.link().generation = 1;
         handle.set_online(true);
         sessions.insert(id, handle.clone());
         drop(sessions);
@@ -195,7 +189,6 @@ impl Broker {
             session: handle,
             session_present: false,
             generation: 1,
-            kicked: rx,
         }
     }
 
@@ -217,7 +210,6 @@ impl Broker {
         let current = registered && link.generation == generation;
         let mut ended = !registered;
         if current {
-            link.kick = None;
             link.expiry_interval = expiry_interval;
             link.disconnected_at = Some(Instant::now());
             session.set_online(false);

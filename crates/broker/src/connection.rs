@@ -104,9 +104,7 @@ pub async fn serve<R, W>(
             return;
         }
     };
-    let Some((conn, kicked)) =
-        Box::pin(handshake(&broker, first, peer, &listener, &mut writer)).await
-    else {
+    let Some(conn) = Box::pin(handshake(&broker, first, peer, &listener, &mut writer)).await else {
         return;
     };
     Stats::add(&broker.stats().clients_connected, 1);
@@ -116,7 +114,7 @@ pub async fn serve<R, W>(
         rbuf = BytesMut::new();
     }
     let mut conn = conn;
-    let end = match conn.run(&mut reader, &mut writer, rbuf, kicked).await {
+    let end = match conn.run(&mut reader, &mut writer, rbuf).await {
         Err(end) => end,
         Ok(never) => match never {},
     };
@@ -159,7 +157,7 @@ async fn handshake<W: AsyncWrite + Unpin>(
     peer: SocketAddr,
     listener: &ListenerInfo,
     writer: &mut W,
-) -> Option<(Conn, tokio::sync::oneshot::Receiver<ReasonCode>)> {
+) -> Option<Conn> {
     let version_hint = peek_connect_version(&frame);
     let connect = match decode(frame, ProtocolVersion::V5) {
         Ok(Packet::Connect(c)) => c,
@@ -223,7 +221,7 @@ async fn handshake<W: AsyncWrite + Unpin>(
         received: 0,
         pressure: Vec::new(),
     };
-    Some((conn, attached.kicked))
+    Some(conn)
 }
 
 /// A CONNACK for an undecodable CONNECT only where the spec asks for one:
@@ -255,12 +253,13 @@ async fn write_best_effort<W: AsyncWrite + Unpin>(writer: &mut W, bytes: &[u8]) 
     let _ = tokio::time::timeout(Duration::from_secs(2), write).await;
 }
 
-/// Waits until the first congested session signals room, or briefly: the
+/// Waits until some congested session signals room, or briefly: the
 /// notification is not stored, so a short timeout covers one that fired
 /// between the check and the wait.
 async fn wait_for_room(pressure: &[Arc<SessionHandle>]) {
-    if let Some(s) = pressure.first() {
-        let _ = tokio::time::timeout(Duration::from_millis(5), s.room.notified()).await;
+    if !pressure.is_empty() {
+        let room = crate::registry::room().notified();
+        let _ = tokio::time::timeout(Duration::from_millis(5), room).await;
     }
 }
 
@@ -317,7 +316,6 @@ impl Conn {
         reader: &mut R,
         writer: &mut W,
         rbuf: BytesMut,
-        mut kicked: tokio::sync::oneshot::Receiver<ReasonCode>,
     ) -> Result<std::convert::Infallible, End>
     where
         R: AsyncRead + Unpin,
@@ -357,18 +355,28 @@ impl Conn {
             if can_read && input.buf.capacity() - input.buf.len() < input.chunk / 2 {
                 input.buf.reserve(input.chunk);
             }
+            // Registered before the kick check, so a kick between the two
+            // still wakes us (see SessionHandle::kick).
+            let wake = session.wake.notified();
+            tokio::pin!(wake);
+            wake.as_mut().enable();
+            if let Some(reason) = session.kicked(self.generation) {
+                // A delivery wake-up this connection consumed belongs to its
+                // successor now.
+                session.wake.notify_one();
+                return Err(violation(
+                    reason,
+                    "session taken over or discarded by a new connection",
+                ));
+            }
             tokio::select! {
-                reason = &mut kicked => {
-                    let reason = reason.unwrap_or(ReasonCode::SessionTakenOver);
-                    return Err(violation(reason, "session taken over by a new connection"));
-                }
                 res = writer.write(&self.out.buf), if !self.out.buf.is_empty() => {
                     self.on_written(res, writer).await?;
                 }
                 res = reader.read_buf(&mut input.buf), if can_read => {
                     self.on_read(res, &mut input, &limits)?;
                 }
-                _ = session.woken() => {}
+                _ = &mut wake => {}
                 // Boxed on demand so that every idle connection's task does
                 // not carry the timer this wait needs.
                 _ = async { Box::pin(wait_for_room(&self.pressure)).await }, if throttled => {

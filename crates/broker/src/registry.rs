@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use bulwark_codec::ReasonCode;
-use tokio::sync::{oneshot, Notify};
+use tokio::sync::Notify;
 
 use crate::broker::PendingWill;
 use crate::session::SessionState;
@@ -22,9 +22,8 @@ pub(crate) struct Link {
     /// Increments with every connection that attaches, so a connection that
     /// was taken over can tell that the session is no longer its own.
     pub generation: u64,
-    /// Signals the attached connection to close with the given reason
-    /// (takeover, session discarded).
-    pub kick: Option<oneshot::Sender<ReasonCode>>,
+    /// Why connections below `SessionHandle::kick_below` must close.
+    pub kick_reason: Option<ReasonCode>,
     pub expiry_interval: u32,
     pub disconnected_at: Option<Instant>,
     /// A will waiting out its delay after its connection ended.
@@ -44,16 +43,28 @@ pub struct SessionHandle {
     /// Set when the queue passes its high-water mark: publishers routing
     /// to this session pause reading until it drains (back-pressure).
     pub(crate) congested: AtomicBool,
-    /// Notified when a congested queue drains below its low-water mark.
-    pub(crate) room: Notify,
     /// When the attached connection last moved messages out of the queue
     /// ([`now_ms`]). A session that makes no progress holds nobody back.
     pub(crate) last_progress: AtomicU64,
+    /// Connections whose generation is below this must close (takeover,
+    /// session discarded). Checked by each connection on every wakeup after
+    /// it has registered for `wake`, so a kick is never missed; cheaper per
+    /// idle connection than a channel each.
+    kick_below: AtomicU64,
 }
 
 /// How long a congested session may go without draining before publishers
 /// stop waiting for it and its own queue limit decides (drop and count).
 pub(crate) const STALL_MS: u64 = 1000;
+
+/// Notified whenever any congested queue drains below its low-water mark.
+/// One for the whole broker rather than one per session: congestion is
+/// rare, every session would pay for its own, and a woken publisher simply
+/// re-checks the sessions it waits for.
+pub(crate) fn room() -> &'static Notify {
+    static ROOM: Notify = Notify::const_new();
+    &ROOM
+}
 
 /// Milliseconds on a process-wide monotonic clock, cheap to store in an
 /// atomic.
@@ -75,9 +86,29 @@ impl SessionHandle {
             }),
             online: AtomicBool::new(false),
             congested: AtomicBool::new(false),
-            room: Notify::new(),
             last_progress: AtomicU64::new(now_ms()),
+            kick_below: AtomicU64::new(0),
         }
+    }
+
+    /// Makes every connection attached with a generation below `below`
+    /// close with `reason`. Takes the link the caller has locked.
+    pub(crate) fn kick(&self, link: &mut Link, below: u64, reason: ReasonCode) {
+        link.kick_reason = Some(reason);
+        self.kick_below.fetch_max(below, Ordering::AcqRel);
+        self.wake.notify_waiters();
+        // A connection between its check and its wait would miss
+        // notify_waiters; the stored permit reaches it.
+        self.wake.notify_one();
+    }
+
+    /// The reason connection `generation` must close, if it must.
+    pub(crate) fn kicked(&self, generation: u64) -> Option<ReasonCode> {
+        (self.kick_below.load(Ordering::Acquire) > generation).then(|| {
+            self.link()
+                .kick_reason
+                .unwrap_or(ReasonCode::SessionTakenOver)
+        })
     }
 
     /// Whether publishers should pause for this session: its queue is past
@@ -96,13 +127,13 @@ impl SessionHandle {
             self.last_progress.store(now_ms(), Ordering::Relaxed);
         }
         if queued <= low_water && self.congested.swap(false, Ordering::AcqRel) {
-            self.room.notify_waiters();
+            room().notify_waiters();
         }
     }
 
     pub(crate) fn release_publishers(&self) {
         self.congested.store(false, Ordering::Release);
-        self.room.notify_waiters();
+        room().notify_waiters();
     }
 
     /// The session state. A poisoned lock means a thread panicked while

@@ -46,8 +46,14 @@ fn serve_prints_how_to_connect_and_accepts_mqtt() {
             break;
         }
     }
-    assert!(banner.contains(&format!("mqtt://127.0.0.1:{port}")), "{banner}");
-    assert!(banner.contains(&format!("mosquitto_pub -h 127.0.0.1 -p {port}")), "{banner}");
+    assert!(
+        banner.contains(&format!("mqtt://127.0.0.1:{port}")),
+        "{banner}"
+    );
+    assert!(
+        banner.contains(&format!("mosquitto_pub -h 127.0.0.1 -p {port}")),
+        "{banner}"
+    );
 
     // A real MQTT 3.1.1 CONNECT gets CONNACK 0.
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -93,16 +99,26 @@ fn configuration_errors_name_file_line_and_key_all_at_once() {
     );
     for args in [
         vec!["check-config".to_string(), path.display().to_string()],
-        vec!["serve".into(), "--config".into(), path.display().to_string()],
+        vec![
+            "serve".into(),
+            "--config".into(),
+            path.display().to_string(),
+        ],
     ] {
         let out = bulwark().args(&args).output().expect("run bulwark");
         assert_eq!(out.status.code(), Some(2), "{args:?}");
         let err = String::from_utf8_lossy(&out.stderr);
         let file = path.display().to_string();
         assert!(err.contains("3 problems"), "{err}");
-        assert!(err.contains(&format!("{file}:2: broker.max_keep_alive")), "{err}");
+        assert!(
+            err.contains(&format!("{file}:2: broker.max_keep_alive")),
+            "{err}"
+        );
         assert!(err.contains(&format!("{file}:3: broker.max_qos")), "{err}");
-        assert!(err.contains(&format!("{file}:8: listener[0].port: unknown key")), "{err}");
+        assert!(
+            err.contains(&format!("{file}:8: listener[0].port: unknown key")),
+            "{err}"
+        );
     }
 }
 
@@ -116,12 +132,19 @@ fn check_config_accepts_a_valid_file_and_names_a_missing_one() {
         .args(["check-config", &path.display().to_string()])
         .output()
         .expect("run bulwark");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let out = bulwark()
         .args(["check-config", "/nonexistent/bulwark.toml"])
         .output()
         .expect("run bulwark");
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("cannot read configuration file /nonexistent/bulwark.toml"), "{err}");
+    assert!(
+        err.contains("cannot read configuration file /nonexistent/bulwark.toml"),
+        "{err}"
+    );
 }
