@@ -30,7 +30,11 @@ use crate::stats::Stats;
 const MAX_PENDING_WRITE: usize = 1024 * 1024;
 /// A read buffer grows up to this when reads keep filling it.
 const MAX_READ_CHUNK: usize = 64 * 1024;
-const MIN_READ_CHUNK: usize = 64;
+/// What an idle connection reserves for its next read: enough for a
+/// PINGREQ or a small PUBLISH; busy connections grow it (doubling) at once.
+const MIN_READ_CHUNK: usize = 16;
+/// Reads of the CONNECT, which is larger and short-lived.
+const CONNECT_READ_CHUNK: usize = 256;
 
 /// Why the connection is ending.
 #[derive(Debug)]
@@ -139,7 +143,7 @@ async fn read_frame<R: AsyncRead + Unpin>(
             Ok(None) => {}
             Err(e) => return Err(e.to_string()),
         }
-        rbuf.reserve(MIN_READ_CHUNK);
+        rbuf.reserve(CONNECT_READ_CHUNK);
         match reader.read_buf(rbuf).await {
             Ok(0) if rbuf.is_empty() => return Ok(None),
             Ok(0) => return Err("connection closed inside a packet".into()),
