@@ -154,9 +154,4 @@ impl SessionHandle {
     pub(crate) fn set_online(&self, online: bool) {
         self.online.store(online, Ordering::Release);
     }
-
-    /// Waits until a delivery is queued for this session.
-    pub async fn woken(&self) {
-        self.wake.notified().await
-    }
 }
