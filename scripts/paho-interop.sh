@@ -9,8 +9,9 @@
 #   SUITE_DIR   a checkout of eclipse-paho/paho.mqtt.testing (its root or its
 #               interoperability/ folder).  Nothing in it is modified.
 #   BROKER_CMD  the broker to start (default:
-#                 target/release/bulwark serve --bind 127.0.0.1:{port}
-#               relative to this repository, or $BULWARK_BIN).  Placeholders,
+#                 target/release/bulwark serve --config '{config:scripts/paho-bulwark.toml}'
+#               relative to this repository, or $BULWARK_BIN; that file says
+#               what the suite needs and why).  Placeholders,
 #               expanded inside any argument:
 #                 {port}         the port picked for this broker run
 #                 {config:FILE}  FILE rendered with every {port} replaced,
@@ -91,7 +92,7 @@ if [ $# -gt 0 ]; then
   DEFAULT_BROKER=0
 else
   BIN=${BULWARK_BIN:-$REPO_ROOT/target/release/bulwark}
-  BROKER_TEMPLATE=("$BIN" serve --bind "127.0.0.1:{port}")
+  BROKER_TEMPLATE=("$BIN" serve --config "{config:$REPO_ROOT/scripts/paho-bulwark.toml}")
   DEFAULT_BROKER=1
   if [ "${PAHO_BUILD:-0}" = 1 ]; then
     (cd "$REPO_ROOT" && cargo build --release --bin bulwark) || die "build failed"
