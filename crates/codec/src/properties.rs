@@ -108,6 +108,19 @@ fn nonzero16(id: u8, v: u16) -> Result<u16, DecodeError> {
     Ok(v)
 }
 
+/// The properties of a packet in `version`: none on the wire in 3.1.1.
+pub(crate) fn decode_for(
+    version: crate::ProtocolVersion,
+    r: &mut Reader<'_>,
+    src: &Bytes,
+    ctx: PropCtx,
+) -> Result<Properties, DecodeError> {
+    match version {
+        crate::ProtocolVersion::V311 => Ok(Properties::default()),
+        crate::ProtocolVersion::V5 => decode(r, src, ctx),
+    }
+}
+
 /// Reads a property length and the properties it covers.
 pub(crate) fn decode(
     r: &mut Reader<'_>,

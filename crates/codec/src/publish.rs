@@ -23,14 +23,12 @@ pub(crate) fn decode(
     }
     let mut r = Reader::new(body);
     let topic = r.string()?;
-    let packet_id = if qos == QoS::AtMostOnce { 0 } else { r.u16()? };
-    if qos != QoS::AtMostOnce && packet_id == 0 {
-        return Err(DecodeError::ZeroPacketId(PacketType::Publish));
-    }
-    let properties = match version {
-        ProtocolVersion::V311 => Properties::default(),
-        ProtocolVersion::V5 => properties::decode(&mut r, src, PropCtx::Publish)?,
+    let packet_id = if qos == QoS::AtMostOnce {
+        0
+    } else {
+        r.packet_id(PacketType::Publish)?
     };
+    let properties = properties::decode_for(version, &mut r, src, PropCtx::Publish)?;
     // An alias stands in for the topic (spec 3.3.2.3.4).
     if !(topic.is_empty() && properties.topic_alias.is_some()) {
         check_topic_name(&topic)?;

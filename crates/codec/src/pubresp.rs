@@ -27,10 +27,7 @@ pub(crate) fn decode(
     version: ProtocolVersion,
 ) -> Result<PubResp, DecodeError> {
     let mut r = Reader::new(body);
-    let packet_id = r.u16()?;
-    if packet_id == 0 {
-        return Err(DecodeError::ZeroPacketId(kind));
-    }
+    let packet_id = r.packet_id(kind)?;
     let mut resp = PubResp {
         packet_id,
         reason: ReasonCode::Success,

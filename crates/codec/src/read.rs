@@ -52,6 +52,14 @@ impl<'a> Reader<'a> {
         Ok(u16::from_be_bytes(b))
     }
 
+    /// A packet identifier where one is required: never 0 [MQTT-2.2.1-3].
+    pub(crate) fn packet_id(&mut self, kind: crate::PacketType) -> Result<u16, DecodeError> {
+        match self.u16()? {
+            0 => Err(DecodeError::ZeroPacketId(kind)),
+            id => Ok(id),
+        }
+    }
+
     pub(crate) fn u32(&mut self) -> Result<u32, DecodeError> {
         let b: [u8; 4] = self.array()?;
         Ok(u32::from_be_bytes(b))

@@ -55,14 +55,8 @@ pub(crate) fn decode(
     version: ProtocolVersion,
 ) -> Result<Subscribe, DecodeError> {
     let mut r = Reader::new(body);
-    let packet_id = r.u16()?;
-    if packet_id == 0 {
-        return Err(DecodeError::ZeroPacketId(PacketType::Subscribe));
-    }
-    let properties = match version {
-        ProtocolVersion::V311 => Default::default(),
-        ProtocolVersion::V5 => properties::decode(&mut r, src, PropCtx::Subscribe)?,
-    };
+    let packet_id = r.packet_id(PacketType::Subscribe)?;
+    let properties = properties::decode_for(version, &mut r, src, PropCtx::Subscribe)?;
     // Grown per entry, never sized from the peer's bytes.
     let mut filters = Vec::new();
     while !r.is_empty() {

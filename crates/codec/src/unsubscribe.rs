@@ -16,14 +16,8 @@ pub(crate) fn decode(
     version: ProtocolVersion,
 ) -> Result<Unsubscribe, DecodeError> {
     let mut r = Reader::new(body);
-    let packet_id = r.u16()?;
-    if packet_id == 0 {
-        return Err(DecodeError::ZeroPacketId(PacketType::Unsubscribe));
-    }
-    let properties = match version {
-        ProtocolVersion::V311 => Default::default(),
-        ProtocolVersion::V5 => properties::decode(&mut r, src, PropCtx::Unsubscribe)?,
-    };
+    let packet_id = r.packet_id(PacketType::Unsubscribe)?;
+    let properties = properties::decode_for(version, &mut r, src, PropCtx::Unsubscribe)?;
     let mut filters = Vec::new();
     while !r.is_empty() {
         filters.push(filter(&mut r)?);
