@@ -23,9 +23,23 @@ async fn connection_task_and_session_stay_small() {
         name: "size".into(),
         allow_anonymous: true,
     });
+    // What the listeners spawn: the future holds the admission ticket.
+    let ticket = broker
+        .admission()
+        .admit(addr.ip(), std::time::Instant::now())
+        .expect("admitted");
+    let stream2 = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let (r2, w2) = stream2.into_split();
+    let admitted =
+        bulwark_broker::serve_admitted(broker.clone(), r2, w2, addr, info.clone(), ticket);
+    let admitted_bytes = std::mem::size_of_val(&admitted);
     let task = bulwark_broker::serve(broker, r, w, addr, info);
     let task_bytes = std::mem::size_of_val(&task);
     assert!(task_bytes <= 960, "connection future is {task_bytes} bytes");
+    assert!(
+        admitted_bytes <= 960,
+        "admitted connection future is {admitted_bytes} bytes"
+    );
     let handle_bytes = std::mem::size_of::<SessionHandle>();
     assert!(
         handle_bytes <= 384,

@@ -123,7 +123,21 @@ pub async fn start(spec: &Spec, cpus: &str, workdir: &Path) -> Result<Running> {
             cmd.arg("-c").arg(conf);
         }
         Kind::Bulwark => {
-            cmd.arg("serve").arg("--bind").arg(addr.to_string());
+            // Its defaults, except connection admission: every bench client connects from
+            // 127.0.0.1, and the idle-memory scenario opens 10,000 of them in a few seconds,
+            // which the per-address limits (1,000 open, 50 new per second) exist to refuse.
+            let conf = workdir.join(format!("bulwark-{port}.toml"));
+            std::fs::write(
+                &conf,
+                format!(
+                    "[broker]\nmax_connections_per_address = 1000000\n\
+                     connection_rate_per_address = 1000000\nconnection_rate_total = 1000000\n\
+                     max_pending_connects = 1000000\n\n\
+                     [[listener]]\nname = \"bench\"\nbind = \"{addr}\"\nallow_anonymous = true\n"
+                ),
+            )
+            .with_context(|| format!("writing {}", conf.display()))?;
+            cmd.arg("serve").arg("--config").arg(conf);
         }
     }
     let out = File::create(&log).with_context(|| format!("creating {}", log.display()))?;

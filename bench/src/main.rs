@@ -111,6 +111,11 @@ fn method_notes(ncpu: usize) -> Vec<String> {
          its default (max_queued_messages 1000, max_inflight_messages 20, and set_tcp_nodelay \
          false, so Nagle's algorithm applies to what it sends): what users get."
             .to_string(),
+        "Bulwark runs with its defaults except connection admission (per-address and total \
+         connection caps and rates raised to 1,000,000): every bench client connects from \
+         127.0.0.1, and its default per-address limits (1,000 open, 50 new per second) would \
+         refuse the idle-memory scenario's 10,000 connections. Mosquitto has no such limits."
+            .to_string(),
         "1 core: the broker is pinned with `taskset -c 0`, the load generator (this tool) with \
          `taskset -c 1`."
             .to_string(),

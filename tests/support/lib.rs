@@ -65,17 +65,13 @@ pub async fn start_with_store(limits: Limits, store: Arc<dyn Store>) -> TestBrok
         name: Arc::from("test"),
         allow_anonymous: true,
     });
-    let b = broker.clone();
-    let accept = tokio::spawn(async move {
-        loop {
-            let Ok((stream, peer)) = listener.accept().await else {
-                continue;
-            };
-            let _ = stream.set_nodelay(true);
-            let (r, w) = stream.into_split();
-            tokio::spawn(bulwark_broker::serve(b.clone(), r, w, peer, info.clone()));
-        }
-    });
+    // The binary's accept loop, admission included, so integration tests
+    // exercise the same path.
+    let accept = tokio::spawn(bulwark_broker::accept::accept_loop(
+        broker.clone(),
+        listener,
+        info,
+    ));
     tokio::spawn(broker.clone().run_housekeeping());
     TestBroker {
         addr,

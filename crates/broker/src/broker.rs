@@ -9,6 +9,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use bulwark_codec::{QoS, ReasonCode, RetainHandling, SubscriptionOptions};
 use bulwark_topic::{ParsedFilter, TopicFilter, TopicName};
 
+use crate::admission::Admission;
 use crate::limits::Limits;
 use crate::message::{Delivery, Message, SharedTag};
 use crate::registry::SessionHandle;
@@ -57,6 +58,8 @@ struct Inner {
     index: RwLock<Index>,
     retained: RwLock<HashMap<String, Arc<Message>>>,
     stats: Stats,
+    /// Shared by every listener: the connection caps are broker-wide.
+    admission: Arc<Admission>,
     store: Arc<dyn Store>,
     started: Instant,
 }
@@ -70,6 +73,7 @@ impl Broker {
     /// A broker whose persistent sessions and retained messages are loaded
     /// from `store` and written through to it.
     pub fn new(limits: Limits, store: Arc<dyn Store>) -> Broker {
+        let admission = Admission::new(limits.admission.clone());
         let broker = Broker {
             inner: Arc::new(Inner {
                 limits,
@@ -77,6 +81,7 @@ impl Broker {
                 index: RwLock::new(Index::new()),
                 retained: RwLock::new(HashMap::new()),
                 stats: Stats::default(),
+                admission,
                 store,
                 started: Instant::now(),
             }),
@@ -87,6 +92,10 @@ impl Broker {
 
     pub fn limits(&self) -> &Limits {
         &self.inner.limits
+    }
+
+    pub fn admission(&self) -> &Arc<Admission> {
+        &self.inner.admission
     }
 
     pub fn stats(&self) -> &Stats {

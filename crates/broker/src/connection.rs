@@ -17,6 +17,7 @@ use bulwark_codec::{
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
+use crate::admission::Ticket;
 use crate::broker::{Broker, PendingWill};
 pub use crate::connect::ListenerInfo;
 use crate::connect::{self, Accepted};
@@ -78,13 +79,50 @@ pub(crate) struct Conn {
 }
 
 /// Serves one connection to its end. Spawn it as its own task: nothing in
-/// here blocks another connection.
-pub async fn serve<R, W>(
+/// here blocks another connection. For a socket that did not pass
+/// admission (in-memory streams, tests); listeners use [`serve_admitted`].
+// Plain functions returning the inner future, not `async fn` wrappers: a
+// wrapper would keep its own copy of the arguments in every idle
+// connection's task.
+pub fn serve<R, W>(
+    broker: Broker,
+    reader: R,
+    writer: W,
+    peer: SocketAddr,
+    listener: Arc<ListenerInfo>,
+) -> impl std::future::Future<Output = ()>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    serve_inner(broker, reader, writer, peer, listener, None)
+}
+
+/// [`serve`] for an admitted connection: its pending-connect slot is given
+/// back when CONNECT completes, the rest of its share when it ends (the
+/// ticket is dropped with this future, however it ends).
+pub fn serve_admitted<R, W>(
+    broker: Broker,
+    reader: R,
+    writer: W,
+    peer: SocketAddr,
+    listener: Arc<ListenerInfo>,
+    ticket: Ticket,
+) -> impl std::future::Future<Output = ()>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    serve_inner(broker, reader, writer, peer, listener, Some(ticket))
+}
+
+async fn serve_inner<R, W>(
     broker: Broker,
     mut reader: R,
     mut writer: W,
     peer: SocketAddr,
     listener: Arc<ListenerInfo>,
+    mut ticket: Option<Ticket>,
 ) where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
@@ -111,6 +149,9 @@ pub async fn serve<R, W>(
     let Some(conn) = Box::pin(handshake(&broker, first, peer, &listener, &mut writer)).await else {
         return;
     };
+    if let Some(t) = ticket.as_mut() {
+        t.connected();
+    }
     Stats::add(&broker.stats().clients_connected, 1);
     if rbuf.is_empty() {
         // Most connections sit idle after CONNECT: hold no buffer until

@@ -13,6 +13,8 @@
 //! sans-IO [`session::SessionState`] owns what a session keeps between
 //! connections. What must outlive the process goes through [`store::Store`].
 
+pub mod accept;
+pub mod admission;
 pub mod broker;
 mod connect;
 pub mod connection;
@@ -28,6 +30,6 @@ pub mod store;
 mod sys;
 
 pub use broker::{Broker, NEVER_EXPIRES};
-pub use connection::{serve, ListenerInfo};
+pub use connection::{serve, serve_admitted, ListenerInfo};
 pub use limits::Limits;
 pub use store::{MemoryStore, Store};

@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use bulwark_codec::QoS;
 
+pub use crate::admission::AdmissionLimits;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
     /// Largest packet accepted from a client, fixed header included. Refused
@@ -47,6 +49,9 @@ pub struct Limits {
     pub max_topic_levels: usize,
     /// How often `$SYS/broker/...` statistics are published; zero turns it off.
     pub sys_interval: Duration,
+    /// Who may open a connection at all, checked at accept before anything
+    /// is read (see [`crate::admission`]).
+    pub admission: AdmissionLimits,
 }
 
 impl Default for Limits {
@@ -68,6 +73,7 @@ impl Default for Limits {
             max_subscriptions: 1_000,
             max_topic_levels: 32,
             sys_interval: Duration::from_secs(10),
+            admission: AdmissionLimits::default(),
         }
     }
 }

@@ -21,6 +21,12 @@ pub struct Stats {
     pub dropped_too_large: AtomicU64,
     pub malformed_packets: AtomicU64,
     pub protocol_errors: AtomicU64,
+    /// Connections closed at accept, before anything was read, by reason
+    /// (see `admission`).
+    pub refused_max_connections: AtomicU64,
+    pub refused_pending_connects: AtomicU64,
+    pub refused_connections_per_address: AtomicU64,
+    pub refused_connection_rate: AtomicU64,
 }
 
 impl Stats {
@@ -30,6 +36,13 @@ impl Stats {
 
     pub fn get(counter: &AtomicU64) -> u64 {
         counter.load(Ordering::Relaxed)
+    }
+
+    pub fn refused_total(&self) -> u64 {
+        Self::get(&self.refused_max_connections)
+            + Self::get(&self.refused_pending_connects)
+            + Self::get(&self.refused_connections_per_address)
+            + Self::get(&self.refused_connection_rate)
     }
 
     pub fn dropped_total(&self) -> u64 {

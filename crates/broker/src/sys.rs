@@ -17,7 +17,7 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 pub(crate) fn publish_stats(broker: &Broker) {
     let s = broker.stats();
-    let figures: [(&str, String); 14] = [
+    let figures: [(&str, String); 19] = [
         ("version", format!("bulwark {VERSION}")),
         ("uptime", format!("{} seconds", broker.uptime().as_secs())),
         ("clients/connected", broker.connected_clients().to_string()),
@@ -49,6 +49,23 @@ pub(crate) fn publish_stats(broker: &Broker) {
         (
             "packets/malformed",
             Stats::get(&s.malformed_packets).to_string(),
+        ),
+        ("connections/refused", s.refused_total().to_string()),
+        (
+            "connections/refused/max_connections",
+            Stats::get(&s.refused_max_connections).to_string(),
+        ),
+        (
+            "connections/refused/pending_connects",
+            Stats::get(&s.refused_pending_connects).to_string(),
+        ),
+        (
+            "connections/refused/per_address",
+            Stats::get(&s.refused_connections_per_address).to_string(),
+        ),
+        (
+            "connections/refused/rate",
+            Stats::get(&s.refused_connection_rate).to_string(),
         ),
     ];
     for (name, value) in figures {

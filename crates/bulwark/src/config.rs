@@ -13,6 +13,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
+use bulwark_broker::admission::AdmissionLimits;
 use bulwark_broker::Limits;
 use bulwark_codec::QoS;
 use toml_edit::{ImDocument, Item, Table, Value};
@@ -265,6 +266,11 @@ const BROKER_KEYS: &[&str] = &[
     "max_subscriptions",
     "max_topic_levels",
     "sys_interval",
+    "max_connections",
+    "max_connections_per_address",
+    "connection_rate_per_address",
+    "connection_rate_total",
+    "max_pending_connects",
 ];
 
 const LISTENER_KEYS: &[&str] = &[
@@ -385,9 +391,34 @@ fn read_broker(ctx: &mut Ctx, table: &Table) -> (Limits, usize) {
             d.max_topic_levels,
         ),
         sys_interval: Duration::from_secs(cast(s.int(ctx, "sys_interval", 10, 0, 86_400), 10)),
+        admission: read_admission(ctx, &mut s),
     };
     s.finish(ctx, BROKER_KEYS);
     (limits, worker_threads)
+}
+
+/// The connection admission keys, in `[broker]`. Each must be at least 1:
+/// there is no "0 means unlimited".
+fn read_admission(ctx: &mut Ctx, s: &mut Section) -> AdmissionLimits {
+    let d = AdmissionLimits::default();
+    let mut count = |key: &'static str, default: u32, max: i64| {
+        cast(s.int(ctx, key, default.into(), 1, max), default)
+    };
+    AdmissionLimits {
+        max_connections: count("max_connections", d.max_connections, 10_000_000),
+        max_connections_per_address: count(
+            "max_connections_per_address",
+            d.max_connections_per_address,
+            10_000_000,
+        ),
+        connection_rate_per_address: count(
+            "connection_rate_per_address",
+            d.connection_rate_per_address,
+            1_000_000,
+        ),
+        connection_rate_total: count("connection_rate_total", d.connection_rate_total, 1_000_000),
+        max_pending_connects: count("max_pending_connects", d.max_pending_connects, 10_000_000),
+    }
 }
 
 fn read_listener(ctx: &mut Ctx, table: &Table, index: usize) -> Option<Listener> {

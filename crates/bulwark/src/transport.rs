@@ -1,10 +1,10 @@
 //! Listeners: bind, accept, hand each socket to its own connection task.
-//! Accepting never waits on a client: the task is spawned first, and
-//! everything slow (reading CONNECT) happens inside it under a timeout.
+//! Accepting never waits on a client: admission is decided from the source
+//! address alone, the task is spawned next, and everything slow (reading
+//! CONNECT) happens inside it under a timeout.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bulwark_broker::{Broker, ListenerInfo};
 use tokio::net::TcpListener;
@@ -69,25 +69,9 @@ pub fn print_banner(cfg: &Config, bound: &[Bound]) {
     println!("stop with Ctrl-C");
 }
 
+/// Connection admission (caps and rates per source address and in total)
+/// runs in the shared loop before anything is read from a socket, so a
+/// flood is answered by closing, never by protocol or handshake work.
 pub async fn accept_loop(broker: Broker, bound: Bound) {
-    loop {
-        match bound.listener.accept().await {
-            Ok((stream, peer)) => {
-                // Nagle would hold small MQTT packets back by up to 40 ms.
-                let _ = stream.set_nodelay(true);
-                let broker = broker.clone();
-                let info = bound.info.clone();
-                tokio::spawn(async move {
-                    let (r, w) = stream.into_split();
-                    bulwark_broker::serve(broker, r, w, peer, info).await;
-                });
-            }
-            Err(e) => {
-                // Out of file descriptors and similar: back off instead of
-                // spinning, and keep serving the connections we have.
-                tracing::warn!(listener = %bound.info.name, error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-    }
+    bulwark_broker::accept::accept_loop(broker, bound.listener, bound.info).await;
 }

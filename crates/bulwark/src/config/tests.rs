@@ -124,6 +124,23 @@ fn documented_defaults_match_the_code() {
         ("max_subscriptions", d.max_subscriptions.to_string()),
         ("max_topic_levels", d.max_topic_levels.to_string()),
         ("sys_interval", d.sys_interval.as_secs().to_string()),
+        ("max_connections", d.admission.max_connections.to_string()),
+        (
+            "max_connections_per_address",
+            d.admission.max_connections_per_address.to_string(),
+        ),
+        (
+            "connection_rate_per_address",
+            d.admission.connection_rate_per_address.to_string(),
+        ),
+        (
+            "connection_rate_total",
+            d.admission.connection_rate_total.to_string(),
+        ),
+        (
+            "max_pending_connects",
+            d.admission.max_pending_connects.to_string(),
+        ),
     ];
     for (key, value) in expected {
         let row = format!("| `{key}` | `{value}` |");
@@ -138,4 +155,52 @@ fn documented_defaults_match_the_code() {
             "docs/configuration.md does not mention {key}"
         );
     }
+}
+
+#[test]
+fn admission_keys_are_read_and_zero_is_refused() {
+    let cfg = Config::parse(
+        "test.toml",
+        "[broker]\nmax_connections = 10\nmax_connections_per_address = 2\n\
+         connection_rate_per_address = 3\nconnection_rate_total = 4\nmax_pending_connects = 5\n\
+         [[listener]]\nname = \"a\"\nbind = \"127.0.0.1:1883\"\n",
+    )
+    .expect("valid");
+    let a = &cfg.limits.admission;
+    assert_eq!(
+        (
+            a.max_connections,
+            a.max_connections_per_address,
+            a.connection_rate_per_address,
+            a.connection_rate_total,
+            a.max_pending_connects
+        ),
+        (10, 2, 3, 4, 5)
+    );
+    let text = "\
+[broker]
+max_connections = 0
+max_connections_per_address = 0
+connection_rate_per_address = 0
+connection_rate_total = 0
+max_pending_connects = 0
+[[listener]]
+name = \"a\"
+bind = \"127.0.0.1:1883\"
+";
+    let errs = errors(text);
+    let found: Vec<(usize, &str)> = errs.iter().map(|e| (e.line, e.key.as_str())).collect();
+    for (line, key) in [
+        (2, "broker.max_connections"),
+        (3, "broker.max_connections_per_address"),
+        (4, "broker.connection_rate_per_address"),
+        (5, "broker.connection_rate_total"),
+        (6, "broker.max_pending_connects"),
+    ] {
+        assert!(found.contains(&(line, key)), "{key}: {errs:?}");
+    }
+    assert!(
+        errs.iter().all(|e| e.message.contains("from 1 to")),
+        "{errs:?}"
+    );
 }
