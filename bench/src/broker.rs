@@ -126,13 +126,16 @@ pub async fn start(spec: &Spec, cpus: &str, workdir: &Path) -> Result<Running> {
             // Its defaults, except connection admission: every bench client connects from
             // 127.0.0.1, and the idle-memory scenario opens 10,000 of them in a few seconds,
             // which the per-address limits (1,000 open, 50 new per second) exist to refuse.
+            // And the per-connection publish limits (1,000 msg/s, 1 MiB/s): the throughput
+            // scenarios publish ~2M msg/s over a few connections, far above them by design.
             let conf = workdir.join(format!("bulwark-{port}.toml"));
             std::fs::write(
                 &conf,
                 format!(
                     "[broker]\nmax_connections_per_address = 1000000\n\
                      connection_rate_per_address = 1000000\nconnection_rate_total = 1000000\n\
-                     max_pending_connects = 1000000\n\n\
+                     max_pending_connects = 1000000\n\
+                     max_publish_rate = 100000000\nmax_publish_bandwidth = 4000000000\n\n\
                      [[listener]]\nname = \"bench\"\nbind = \"{addr}\"\nallow_anonymous = true\n"
                 ),
             )

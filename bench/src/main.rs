@@ -116,6 +116,10 @@ fn method_notes(ncpu: usize) -> Vec<String> {
          127.0.0.1, and its default per-address limits (1,000 open, 50 new per second) would \
          refuse the idle-memory scenario's 10,000 connections. Mosquitto has no such limits."
             .to_string(),
+        "Bulwark's per-connection publish limits are raised too (max_publish_rate 100,000,000, \
+         max_publish_bandwidth 4,000,000,000): the publishers send ~2M msg/s, far above the \
+         defaults (1,000 msg/s and 1 MiB/s per connection), which would throttle them."
+            .to_string(),
         "1 core: the broker is pinned with `taskset -c 0`, the load generator (this tool) with \
          `taskset -c 1`."
             .to_string(),

@@ -22,6 +22,8 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+pub use crate::rate::TokenBucket;
+
 /// The admission limits; see `docs/configuration.md` for the reasoning
 /// behind each default.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,51 +76,6 @@ impl Refusal {
             Refusal::ConnectionsPerAddress => "max_connections_per_address",
             Refusal::ConnectionRate => "connection_rate",
         }
-    }
-}
-
-/// A token bucket holding up to `rate` tokens, refilled at `rate` per second.
-#[derive(Debug, Clone)]
-pub struct TokenBucket {
-    rate: f64,
-    tokens: f64,
-    last: Instant,
-}
-
-impl TokenBucket {
-    /// A full bucket: a newcomer may use its whole burst at once.
-    pub fn full(rate: u32, now: Instant) -> Self {
-        let rate = f64::from(rate.max(1));
-        TokenBucket {
-            rate,
-            tokens: rate,
-            last: now,
-        }
-    }
-
-    fn refill(&mut self, now: Instant) {
-        // `now` earlier than `last` (callers racing on the clock) adds
-        // nothing rather than panicking.
-        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
-        self.tokens = (self.tokens + elapsed * self.rate).min(self.rate);
-        self.last = now;
-    }
-
-    /// Whether a token is available at `now` (without taking it).
-    pub fn ready(&mut self, now: Instant) -> bool {
-        self.refill(now);
-        self.tokens >= 1.0
-    }
-
-    /// Takes one token; call only after [`TokenBucket::ready`] said yes.
-    pub fn take(&mut self) {
-        self.tokens = (self.tokens - 1.0).max(0.0);
-    }
-
-    /// Full again: indistinguishable from a fresh bucket.
-    pub fn is_full(&mut self, now: Instant) -> bool {
-        self.refill(now);
-        self.tokens >= self.rate
     }
 }
 

@@ -22,6 +22,7 @@ use crate::broker::{Broker, PendingWill};
 pub use crate::connect::ListenerInfo;
 use crate::connect::{self, Accepted};
 use crate::outbound::Outbound;
+use crate::rate::{PublishLimitAction, PublishLimiter};
 use crate::registry::SessionHandle;
 use crate::stats::Stats;
 
@@ -76,6 +77,11 @@ pub(crate) struct Conn {
     /// Sessions this connection published to that are congested: reading
     /// from this client pauses until they drain (see Broker::publish_from).
     pub pressure: Vec<Arc<SessionHandle>>,
+    /// This connection's publish rate and bandwidth buckets, created at its
+    /// first PUBLISH: boxed and lazy so that idle and subscribe-only
+    /// connections (most of them) carry 8 bytes, not the buckets. Created
+    /// full, which is what a bucket made at CONNECT would be by then.
+    pub publish_limit: Option<Box<PublishLimiter>>,
 }
 
 /// Serves one connection to its end. Spawn it as its own task: nothing in
@@ -265,6 +271,7 @@ async fn handshake<W: AsyncWrite + Unpin>(
         peer,
         received: 0,
         pressure: Vec::new(),
+        publish_limit: None,
     };
     Some(conn)
 }
@@ -300,11 +307,25 @@ async fn write_best_effort<W: AsyncWrite + Unpin>(writer: &mut W, bytes: &[u8]) 
 
 /// Waits until some congested session signals room, or briefly: the
 /// notification is not stored, so a short timeout covers one that fired
-/// between the check and the wait.
-async fn wait_for_room(pressure: &[Arc<SessionHandle>]) {
-    if !pressure.is_empty() {
-        let room = crate::registry::room().notified();
-        let _ = tokio::time::timeout(Duration::from_millis(5), room).await;
+/// between the check and the wait. A publish-rate throttle waits for its
+/// buckets to refill; both together wait for whichever comes first, and the
+/// loop checks again.
+async fn wait_for_room(pressure: &[Arc<SessionHandle>], publish_limit: Option<&PublishLimiter>) {
+    let throttled_until = publish_limit.and_then(PublishLimiter::pause);
+    let refill = async {
+        match throttled_until {
+            Some(until) => tokio::time::sleep_until(tokio::time::Instant::from_std(until)).await,
+            None => std::future::pending().await,
+        }
+    };
+    if pressure.is_empty() {
+        refill.await;
+        return;
+    }
+    let room = crate::registry::room().notified();
+    tokio::select! {
+        _ = tokio::time::timeout(Duration::from_millis(5), room) => {}
+        _ = refill => {}
     }
 }
 
@@ -391,11 +412,11 @@ impl Conn {
         tokio::pin!(keep_alive);
         loop {
             self.pressure.retain(|s| s.holds_publishers());
-            if self.pressure.is_empty() && input.pending {
+            if self.pressure.is_empty() && self.paused_until().is_none() && input.pending {
                 input.pending = self.process(&mut input.buf, &limits)?;
                 self.drain();
             }
-            let throttled = !self.pressure.is_empty();
+            let throttled = !self.pressure.is_empty() || self.paused_until().is_some();
             let can_read = self.out.buf.len() < MAX_PENDING_WRITE && !throttled;
             if can_read && input.buf.capacity() - input.buf.len() < input.chunk / 2 {
                 input.buf.reserve(input.chunk);
@@ -424,12 +445,13 @@ impl Conn {
                 _ = &mut wake => {}
                 // Boxed on demand so that every idle connection's task does
                 // not carry the timer this wait needs.
-                _ = async { Box::pin(wait_for_room(&self.pressure)).await }, if throttled => {
+                _ = async { Box::pin(wait_for_room(&self.pressure, self.publish_limit.as_deref())).await }, if throttled => {
                     // We chose not to read; the client is not silent.
                     input.last_read = Instant::now();
                 }
                 _ = &mut keep_alive => {
-                    if input.last_read.elapsed() >= grace {
+                    // A client we chose not to read is not silent.
+                    if input.last_read.elapsed() >= grace && !throttled {
                         return Err(violation(ReasonCode::KeepAliveTimeout, "keep-alive timeout"));
                     }
                     keep_alive.as_mut().reset(tokio::time::Instant::from_std(input.last_read + grace));
@@ -510,6 +532,9 @@ impl Conn {
     }
 
     fn process_frames(&mut self, rbuf: &mut BytesMut, limits: &DecodeLimits) -> Result<bool, End> {
+        // One clock read per batch, not per packet: at a million PUBLISH a
+        // second the clock is measurable, and a batch arrived at one time.
+        let now = Instant::now();
         loop {
             // One read can carry thousands of PUBLISH packets: stop at the
             // first congested subscriber, not at the end of the batch.
@@ -521,11 +546,59 @@ impl Conn {
                 Ok(None) => return Ok(false),
                 Err(e) => return Err(self.malformed(e)),
             };
+            // Packet type 3 is PUBLISH: spend its tokens before decoding, so
+            // a throttled packet stays in `rbuf` untouched until it may go.
+            if rbuf.first().is_some_and(|b| b >> 4 == 3) && !self.admit_publish(n, now)? {
+                return Ok(true);
+            }
             let frame = rbuf.split_to(n).freeze();
             let packet = decode(frame, self.version).map_err(|e| self.malformed(e))?;
             tracing::trace!(client_id = %self.session.client_id, packet = packet_name(&packet), "received");
             self.handle(packet)?;
         }
+    }
+
+    /// Spends a PUBLISH of `size` bytes from the buckets. `Ok(false)`:
+    /// throttled, processing pauses until the limiter's pause ends; `Err`:
+    /// over the limit under "disconnect".
+    fn admit_publish(&mut self, size: usize, now: Instant) -> Result<bool, End> {
+        let limits = self.broker.limits();
+        let limiter = self.publish_limit.get_or_insert_with(|| {
+            Box::new(PublishLimiter::new(
+                limits.max_publish_rate,
+                limits.max_publish_bandwidth,
+                now,
+            ))
+        });
+        if limiter.admit(size, now).is_ok() {
+            return Ok(true);
+        }
+        let stats = self.broker.stats();
+        let action = limits.publish_limit_action;
+        if let Some(unlogged) = limiter.log_hit(now) {
+            tracing::info!(peer = %self.peer, client_id = %self.session.client_id, ?action, max_publish_rate = limits.max_publish_rate, max_publish_bandwidth = limits.max_publish_bandwidth, unlogged, "publish rate limit reached");
+        }
+        match action {
+            PublishLimitAction::Throttle => {
+                // The limiter is paused now; the loop waits for it.
+                Stats::add(&stats.publish_rate_limited, 1);
+                Ok(false)
+            }
+            PublishLimitAction::Disconnect => {
+                Stats::add(&stats.publish_rate_limited, 1);
+                Stats::add(&stats.publish_rate_disconnects, 1);
+                Err(violation(
+                    ReasonCode::MessageRateTooHigh,
+                    "publish rate or bandwidth limit exceeded",
+                ))
+            }
+        }
+    }
+
+    /// Until when input is paused by the publish limits, if it is.
+    fn paused_until(&mut self) -> Option<Instant> {
+        let limiter = self.publish_limit.as_mut()?;
+        limiter.paused_until(Instant::now())
     }
 
     fn malformed(&self, e: bulwark_codec::DecodeError) -> End {

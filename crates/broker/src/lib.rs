@@ -22,6 +22,7 @@ mod inbound;
 pub mod limits;
 pub mod message;
 mod outbound;
+pub mod rate;
 pub mod registry;
 mod router;
 pub mod session;

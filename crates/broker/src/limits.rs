@@ -8,6 +8,7 @@ use std::time::Duration;
 use bulwark_codec::QoS;
 
 pub use crate::admission::AdmissionLimits;
+pub use crate::rate::PublishLimitAction;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
@@ -52,6 +53,13 @@ pub struct Limits {
     /// Who may open a connection at all, checked at accept before anything
     /// is read (see [`crate::admission`]).
     pub admission: AdmissionLimits,
+    /// PUBLISH packets per second from one connection; burst = rate.
+    pub max_publish_rate: u32,
+    /// Bytes of PUBLISH (whole packets) per second from one connection;
+    /// burst = rate.
+    pub max_publish_bandwidth: u32,
+    /// What happens to a connection over either publish limit.
+    pub publish_limit_action: PublishLimitAction,
 }
 
 impl Default for Limits {
@@ -74,6 +82,9 @@ impl Default for Limits {
             max_topic_levels: 32,
             sys_interval: Duration::from_secs(10),
             admission: AdmissionLimits::default(),
+            max_publish_rate: 1_000,
+            max_publish_bandwidth: 1024 * 1024,
+            publish_limit_action: PublishLimitAction::Throttle,
         }
     }
 }

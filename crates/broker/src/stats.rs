@@ -27,6 +27,10 @@ pub struct Stats {
     pub refused_pending_connects: AtomicU64,
     pub refused_connections_per_address: AtomicU64,
     pub refused_connection_rate: AtomicU64,
+    /// PUBLISH over a connection's rate or bandwidth limit: each time a
+    /// connection had to wait ("throttle"), or was closed ("disconnect").
+    pub publish_rate_limited: AtomicU64,
+    pub publish_rate_disconnects: AtomicU64,
 }
 
 impl Stats {

@@ -17,7 +17,7 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 pub(crate) fn publish_stats(broker: &Broker) {
     let s = broker.stats();
-    let figures: [(&str, String); 19] = [
+    let figures: [(&str, String); 21] = [
         ("version", format!("bulwark {VERSION}")),
         ("uptime", format!("{} seconds", broker.uptime().as_secs())),
         ("clients/connected", broker.connected_clients().to_string()),
@@ -66,6 +66,14 @@ pub(crate) fn publish_stats(broker: &Broker) {
         (
             "connections/refused/rate",
             Stats::get(&s.refused_connection_rate).to_string(),
+        ),
+        (
+            "publish/rate_limited",
+            Stats::get(&s.publish_rate_limited).to_string(),
+        ),
+        (
+            "publish/rate_disconnects",
+            Stats::get(&s.publish_rate_disconnects).to_string(),
         ),
     ];
     for (name, value) in figures {

@@ -14,6 +14,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use bulwark_broker::admission::AdmissionLimits;
+use bulwark_broker::rate::PublishLimitAction;
 use bulwark_broker::Limits;
 use bulwark_codec::QoS;
 use toml_edit::{ImDocument, Item, Table, Value};
@@ -271,6 +272,9 @@ const BROKER_KEYS: &[&str] = &[
     "connection_rate_per_address",
     "connection_rate_total",
     "max_pending_connects",
+    "max_publish_rate",
+    "max_publish_bandwidth",
+    "publish_limit_action",
 ];
 
 const LISTENER_KEYS: &[&str] = &[
@@ -392,9 +396,49 @@ fn read_broker(ctx: &mut Ctx, table: &Table) -> (Limits, usize) {
         ),
         sys_interval: Duration::from_secs(cast(s.int(ctx, "sys_interval", 10, 0, 86_400), 10)),
         admission: read_admission(ctx, &mut s),
+        max_publish_rate: cast(
+            s.int(
+                ctx,
+                "max_publish_rate",
+                d.max_publish_rate.into(),
+                1,
+                100_000_000,
+            ),
+            d.max_publish_rate,
+        ),
+        max_publish_bandwidth: cast(
+            s.int(
+                ctx,
+                "max_publish_bandwidth",
+                d.max_publish_bandwidth.into(),
+                1,
+                4_000_000_000,
+            ),
+            d.max_publish_bandwidth,
+        ),
+        publish_limit_action: read_publish_limit_action(ctx, &mut s),
     };
     s.finish(ctx, BROKER_KEYS);
     (limits, worker_threads)
+}
+
+/// `publish_limit_action`: "throttle" (the default) or "disconnect".
+fn read_publish_limit_action(ctx: &mut Ctx, s: &mut Section) -> PublishLimitAction {
+    let key = "publish_limit_action";
+    let line = s.line(ctx, key);
+    match s.string(ctx, key).as_deref() {
+        None => PublishLimitAction::default(),
+        Some("throttle") => PublishLimitAction::Throttle,
+        Some("disconnect") => PublishLimitAction::Disconnect,
+        Some(other) => {
+            ctx.error(
+                line,
+                "broker.publish_limit_action",
+                format!("unknown action {other:?}: use \"throttle\" or \"disconnect\""),
+            );
+            PublishLimitAction::default()
+        }
+    }
 }
 
 /// The connection admission keys, in `[broker]`. Each must be at least 1:

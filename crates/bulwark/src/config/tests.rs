@@ -141,6 +141,12 @@ fn documented_defaults_match_the_code() {
             "max_pending_connects",
             d.admission.max_pending_connects.to_string(),
         ),
+        ("max_publish_rate", d.max_publish_rate.to_string()),
+        ("max_publish_bandwidth", d.max_publish_bandwidth.to_string()),
+        (
+            "publish_limit_action",
+            format!("\"{}\"", action_name(d.publish_limit_action)),
+        ),
     ];
     for (key, value) in expected {
         let row = format!("| `{key}` | `{value}` |");
@@ -203,4 +209,48 @@ bind = \"127.0.0.1:1883\"
         errs.iter().all(|e| e.message.contains("from 1 to")),
         "{errs:?}"
     );
+}
+
+fn action_name(a: bulwark_broker::rate::PublishLimitAction) -> &'static str {
+    match a {
+        bulwark_broker::rate::PublishLimitAction::Throttle => "throttle",
+        bulwark_broker::rate::PublishLimitAction::Disconnect => "disconnect",
+    }
+}
+
+#[test]
+fn publish_limit_keys_are_read_and_zero_or_unknown_is_refused() {
+    let cfg = Config::parse(
+        "test.toml",
+        "[broker]\nmax_publish_rate = 7\nmax_publish_bandwidth = 900\n\
+         publish_limit_action = \"disconnect\"\n\
+         [[listener]]\nname = \"a\"\nbind = \"127.0.0.1:1883\"\n",
+    )
+    .expect("valid");
+    assert_eq!(
+        (
+            cfg.limits.max_publish_rate,
+            cfg.limits.max_publish_bandwidth,
+            action_name(cfg.limits.publish_limit_action)
+        ),
+        (7, 900, "disconnect")
+    );
+    let text = "\
+[broker]
+max_publish_rate = 0
+max_publish_bandwidth = 0
+publish_limit_action = \"drop\"
+[[listener]]
+name = \"a\"
+bind = \"127.0.0.1:1883\"
+";
+    let errs = errors(text);
+    let found: Vec<(usize, &str)> = errs.iter().map(|e| (e.line, e.key.as_str())).collect();
+    for (line, key) in [
+        (2, "broker.max_publish_rate"),
+        (3, "broker.max_publish_bandwidth"),
+        (4, "broker.publish_limit_action"),
+    ] {
+        assert!(found.contains(&(line, key)), "{key}: {errs:?}");
+    }
 }
