@@ -7,6 +7,16 @@ fn errors(text: &str) -> Vec<ConfigError> {
     }
 }
 
+/// Asserts that each (line, key) was reported among `errs`.
+fn assert_reported(errs: &[ConfigError], expected: &[(usize, &str)]) {
+    for &(line, key) in expected {
+        assert!(
+            errs.iter().any(|e| e.line == line && e.key == key),
+            "{key} at line {line} not reported: {errs:?}"
+        );
+    }
+}
+
 #[test]
 fn embedded_default_is_loopback_only() {
     let cfg = Config::embedded();
@@ -29,12 +39,16 @@ bind = \"nonsense\"
 colour = \"blue\"
 ";
     let errs = errors(text);
-    let lines: Vec<(usize, &str)> = errs.iter().map(|e| (e.line, e.key.as_str())).collect();
-    assert!(lines.contains(&(2, "broker.max_packet_size")), "{errs:?}");
-    assert!(lines.contains(&(3, "broker.receive_maximum")), "{errs:?}");
-    assert!(lines.contains(&(4, "broker.max_qso")), "{errs:?}");
-    assert!(lines.contains(&(8, "listener[0].bind")), "{errs:?}");
-    assert!(lines.contains(&(9, "listener[0].colour")), "{errs:?}");
+    assert_reported(
+        &errs,
+        &[
+            (2, "broker.max_packet_size"),
+            (3, "broker.receive_maximum"),
+            (4, "broker.max_qso"),
+            (8, "listener[0].bind"),
+            (9, "listener[0].colour"),
+        ],
+    );
     let typo = errs
         .iter()
         .find(|e| e.key == "broker.max_qso")
@@ -195,16 +209,16 @@ name = \"a\"
 bind = \"127.0.0.1:1883\"
 ";
     let errs = errors(text);
-    let found: Vec<(usize, &str)> = errs.iter().map(|e| (e.line, e.key.as_str())).collect();
-    for (line, key) in [
-        (2, "broker.max_connections"),
-        (3, "broker.max_connections_per_address"),
-        (4, "broker.connection_rate_per_address"),
-        (5, "broker.connection_rate_total"),
-        (6, "broker.max_pending_connects"),
-    ] {
-        assert!(found.contains(&(line, key)), "{key}: {errs:?}");
-    }
+    assert_reported(
+        &errs,
+        &[
+            (2, "broker.max_connections"),
+            (3, "broker.max_connections_per_address"),
+            (4, "broker.connection_rate_per_address"),
+            (5, "broker.connection_rate_total"),
+            (6, "broker.max_pending_connects"),
+        ],
+    );
     assert!(
         errs.iter().all(|e| e.message.contains("from 1 to")),
         "{errs:?}"
@@ -245,12 +259,12 @@ name = \"a\"
 bind = \"127.0.0.1:1883\"
 ";
     let errs = errors(text);
-    let found: Vec<(usize, &str)> = errs.iter().map(|e| (e.line, e.key.as_str())).collect();
-    for (line, key) in [
-        (2, "broker.max_publish_rate"),
-        (3, "broker.max_publish_bandwidth"),
-        (4, "broker.publish_limit_action"),
-    ] {
-        assert!(found.contains(&(line, key)), "{key}: {errs:?}");
-    }
+    assert_reported(
+        &errs,
+        &[
+            (2, "broker.max_publish_rate"),
+            (3, "broker.max_publish_bandwidth"),
+            (4, "broker.publish_limit_action"),
+        ],
+    );
 }
