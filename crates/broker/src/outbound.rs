@@ -129,7 +129,11 @@ impl Outbound {
         let mut expired = 0;
         while self.buf.len() < HIGH_WATER {
             let Some(front) = state.front() else { break };
-            if self.worst_case_len(front, now) > self.max_packet_size as usize {
+            // Most clients announce no limit; then no packet can exceed it
+            // and the size need not be computed twice per message.
+            if self.max_packet_size != u32::MAX
+                && self.worst_case_len(front, now) > self.max_packet_size as usize
+            {
                 state.discard_front();
                 Stats::add(&stats.dropped_too_large, 1);
                 continue;
