@@ -31,13 +31,15 @@ async fn connection_task_and_session_stay_small() {
     let stream2 = tokio::net::TcpStream::connect(addr).await.expect("connect");
     let (r2, w2) = stream2.into_split();
     let admitted =
-        bulwark_broker::serve_admitted(broker.clone(), r2, w2, addr, info.clone(), ticket);
+        bulwark_broker::serve_admitted(broker.clone(), r2, w2, addr, info.clone(), ticket, None);
     let admitted_bytes = std::mem::size_of_val(&admitted);
     let task = bulwark_broker::serve(broker, r, w, addr, info);
     let task_bytes = std::mem::size_of_val(&task);
-    assert!(task_bytes <= 960, "connection future is {task_bytes} bytes");
+    // 976: 960 plus the 16-byte certificate identity the transport hands
+    // over (dropped after CONNECT, but its slot is part of the future).
+    assert!(task_bytes <= 976, "connection future is {task_bytes} bytes");
     assert!(
-        admitted_bytes <= 960,
+        admitted_bytes <= 976,
         "admitted connection future is {admitted_bytes} bytes"
     );
     let handle_bytes = std::mem::size_of::<SessionHandle>();

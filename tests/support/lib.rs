@@ -146,5 +146,7 @@ pub async fn eventually(wait: Duration, mut cond: impl FnMut() -> bool) -> bool 
 }
 
 pub mod mqtt;
+pub mod pki;
+pub mod tls;
 pub mod v3;
 pub mod v5;

@@ -57,6 +57,7 @@ pub fn spawn_connection(
         peer,
         info.clone(),
         ticket,
+        None,
     ));
 }
 

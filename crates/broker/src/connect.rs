@@ -56,6 +56,7 @@ pub(crate) fn accept(
     c: &Connect,
     limits: &Limits,
     listener: &ListenerInfo,
+    cert_identity: Option<&str>,
 ) -> Result<Accepted, Refusal> {
     let v5 = c.protocol == ProtocolVersion::V5;
     if c.properties.authentication_method.is_some() {
@@ -64,7 +65,10 @@ pub(crate) fn accept(
             "enhanced authentication method not supported on this listener",
         ));
     }
-    if !listener.allow_anonymous {
+    // A verified client certificate is an identity; credentials and
+    // client-ID binding are checked on top of it by the authentication
+    // layer.
+    if !listener.allow_anonymous && cert_identity.is_none() {
         let reason = if c.username.is_some() {
             ReasonCode::BadUserNameOrPassword
         } else {

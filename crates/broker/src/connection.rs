@@ -101,12 +101,13 @@ where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    serve_inner(broker, reader, writer, peer, listener, None)
+    serve_inner(broker, reader, writer, peer, listener, None, None)
 }
 
 /// [`serve`] for an admitted connection: its pending-connect slot is given
 /// back when CONNECT completes, the rest of its share when it ends (the
-/// ticket is dropped with this future, however it ends).
+/// ticket is dropped with this future, however it ends). `cert_identity` is
+/// the identity the transport took from a verified client certificate.
 pub fn serve_admitted<R, W>(
     broker: Broker,
     reader: R,
@@ -114,12 +115,21 @@ pub fn serve_admitted<R, W>(
     peer: SocketAddr,
     listener: Arc<ListenerInfo>,
     ticket: Ticket,
+    cert_identity: Option<Arc<str>>,
 ) -> impl std::future::Future<Output = ()>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    serve_inner(broker, reader, writer, peer, listener, Some(ticket))
+    serve_inner(
+        broker,
+        reader,
+        writer,
+        peer,
+        listener,
+        Some(ticket),
+        cert_identity,
+    )
 }
 
 async fn serve_inner<R, W>(
@@ -129,6 +139,7 @@ async fn serve_inner<R, W>(
     peer: SocketAddr,
     listener: Arc<ListenerInfo>,
     mut ticket: Option<Ticket>,
+    cert_identity: Option<Arc<str>>,
 ) where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
@@ -152,7 +163,16 @@ async fn serve_inner<R, W>(
             return;
         }
     };
-    let Some(conn) = Box::pin(handshake(&broker, first, peer, &listener, &mut writer)).await else {
+    let Some(conn) = Box::pin(handshake(
+        &broker,
+        first,
+        peer,
+        &listener,
+        cert_identity,
+        &mut writer,
+    ))
+    .await
+    else {
         return;
     };
     if let Some(t) = ticket.as_mut() {
@@ -207,6 +227,9 @@ async fn handshake<W: AsyncWrite + Unpin>(
     frame: bytes::Bytes,
     peer: SocketAddr,
     listener: &ListenerInfo,
+    // By value: a borrow would keep it alive in every idle connection's
+    // task for the connection's whole life.
+    cert_identity: Option<Arc<str>>,
     writer: &mut W,
 ) -> Option<Conn> {
     let version_hint = peek_connect_version(&frame);
@@ -228,7 +251,12 @@ async fn handshake<W: AsyncWrite + Unpin>(
     let version = connect.protocol;
     let v5 = version == ProtocolVersion::V5;
     let mut out = Outbound::new(version);
-    let accepted: Accepted = match connect::accept(&connect, broker.limits(), listener) {
+    let accepted: Accepted = match connect::accept(
+        &connect,
+        broker.limits(),
+        listener,
+        cert_identity.as_deref(),
+    ) {
         Ok(a) => a,
         Err(refusal) => {
             tracing::info!(%peer, listener = %listener.name, client_id = %connect.client_id, reason = ?refusal.reason, detail = refusal.detail, "CONNECT refused");

@@ -6,24 +6,34 @@ use std::path::PathBuf;
 
 pub const USAGE: &str = "\
 usage:
-  bulwark serve [--config FILE] [--bind ADDR:PORT]
-      Run the broker. Without --config it runs the embedded default: one
-      plain MQTT listener on 127.0.0.1:1883, anonymous access (loopback only).
-      --bind replaces the address of the plain listener; a non-loopback
-      address is refused while anonymous access is on.
+  bulwark serve [--config FILE] [--bind [NAME=]ADDR:PORT]... [--data-dir DIR]
+      Run the broker. Without --config it runs the embedded default, all on
+      loopback with anonymous access: plain MQTT on 127.0.0.1:1883 (listener 'local'),
+      MQTT over TLS on 127.0.0.1:8883 ('local-tls') and MQTT over secure
+      WebSockets on 127.0.0.1:8443 ('local-wss'), with a development CA and
+      server certificate created on first run in DIR/dev-pki (default DIR:
+      $BULWARK_DATA_DIR or ./bulwark-data).
+      --bind moves the named listener (without NAME: the first plain one);
+      anonymous or plaintext access on a non-loopback address is refused.
   bulwark check-config FILE
       Validate a configuration file and report every problem with its line.
+  bulwark cert ca|server|client|revoke|crl ...
+      A small certificate authority for tests and small sites; see
+      `bulwark cert --help`.
   bulwark --version | --help";
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Command {
     Serve {
         config: Option<PathBuf>,
-        bind: Option<SocketAddr>,
+        binds: Vec<(Option<String>, SocketAddr)>,
+        data_dir: Option<PathBuf>,
     },
     CheckConfig {
         config: PathBuf,
     },
+    /// `bulwark cert ...`; the arguments after `cert` are parsed by `cert::run`.
+    Cert(Vec<String>),
     Help,
     Version,
 }
@@ -37,24 +47,30 @@ pub fn parse(mut args: impl Iterator<Item = String>) -> Result<Command, String> 
         "-V" | "--version" => Ok(Command::Version),
         "serve" => {
             let mut config = None;
-            let mut bind = None;
+            let mut binds = Vec::new();
+            let mut data_dir = None;
             while let Some(a) = args.next() {
                 match a.as_str() {
                     "--config" | "-c" => {
                         config = Some(PathBuf::from(args.next().ok_or("--config needs a file")?));
                     }
                     "--bind" => {
-                        let v = args.next().ok_or("--bind needs ADDR:PORT")?;
-                        bind = Some(v.parse().map_err(|_| {
-                            format!(
-                                "--bind {v}: not an address; write IP:PORT, e.g. 127.0.0.1:1883"
-                            )
-                        })?);
+                        let v = args.next().ok_or("--bind needs [NAME=]ADDR:PORT")?;
+                        binds.push(parse_bind(&v)?);
+                    }
+                    "--data-dir" => {
+                        data_dir = Some(PathBuf::from(
+                            args.next().ok_or("--data-dir needs a directory")?,
+                        ));
                     }
                     other => return Err(format!("serve: unknown argument '{other}'")),
                 }
             }
-            Ok(Command::Serve { config, bind })
+            Ok(Command::Serve {
+                config,
+                binds,
+                data_dir,
+            })
         }
         "check-config" => {
             let config = args.next().ok_or("check-config needs a file")?;
@@ -65,8 +81,20 @@ pub fn parse(mut args: impl Iterator<Item = String>) -> Result<Command, String> 
                 config: PathBuf::from(config),
             })
         }
+        "cert" => Ok(Command::Cert(args.collect())),
         other => Err(format!("unknown command '{other}'")),
     }
+}
+
+fn parse_bind(v: &str) -> Result<(Option<String>, SocketAddr), String> {
+    let (name, addr) = match v.split_once('=') {
+        Some((n, a)) => (Some(n.to_owned()), a),
+        None => (None, v),
+    };
+    let addr = addr.parse().map_err(|_| {
+        format!("--bind {v}: not an address; write [NAME=]IP:PORT, e.g. 127.0.0.1:1883 or local-tls=127.0.0.1:8884")
+    })?;
+    Ok((name, addr))
 }
 
 #[cfg(test)]
@@ -83,7 +111,25 @@ mod tests {
             p(&["serve", "--bind", "127.0.0.1:1999"]),
             Ok(Command::Serve {
                 config: None,
-                bind: Some("127.0.0.1:1999".parse().expect("addr"))
+                binds: vec![(None, "127.0.0.1:1999".parse().expect("addr"))],
+                data_dir: None,
+            })
+        );
+        assert_eq!(
+            p(&[
+                "serve",
+                "--bind",
+                "local-tls=127.0.0.1:2000",
+                "--data-dir",
+                "/tmp/x"
+            ]),
+            Ok(Command::Serve {
+                config: None,
+                binds: vec![(
+                    Some("local-tls".into()),
+                    "127.0.0.1:2000".parse().expect("addr")
+                )],
+                data_dir: Some("/tmp/x".into()),
             })
         );
         assert!(p(&["serve", "--bind", "localhost"]).is_err());

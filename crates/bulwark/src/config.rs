@@ -10,7 +10,7 @@
 use std::collections::HashSet;
 use std::fmt;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use bulwark_broker::admission::AdmissionLimits;
@@ -18,6 +18,11 @@ use bulwark_broker::rate::PublishLimitAction;
 use bulwark_broker::Limits;
 use bulwark_codec::QoS;
 use toml_edit::{ImDocument, Item, Table, Value};
+
+mod listener;
+
+pub use listener::{anonymous_problem, Listener};
+use listener::{check_listeners, read_listener};
 
 /// The embedded default: one plain listener on loopback, anonymous access
 /// allowed only because nothing off this machine can reach it.
@@ -28,23 +33,6 @@ bind = "127.0.0.1:1883"
 kind = "mqtt"
 allow_anonymous = true
 "#;
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ListenerKind {
-    Mqtt,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Listener {
-    pub name: String,
-    pub bind: SocketAddr,
-    pub kind: ListenerKind,
-    pub allow_anonymous: bool,
-    pub insecure_allow_anonymous_on_network: bool,
-    /// Line of the listener's table, for errors found after parsing
-    /// (a `--bind` override, a port in use).
-    pub line: usize,
-}
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -217,6 +205,36 @@ impl<'t> Section<'t> {
         }
     }
 
+    /// A string or an array of strings.
+    fn string_list(&mut self, ctx: &mut Ctx, key: &'static str) -> Vec<String> {
+        let Some(v) = self.value(key) else {
+            return Vec::new();
+        };
+        let line = self.line(ctx, key);
+        if let Some(s) = v.as_str() {
+            return vec![s.to_owned()];
+        }
+        let items = v.as_array().map(|a| {
+            a.iter()
+                .map(|i| i.as_str().map(str::to_owned))
+                .collect::<Option<Vec<_>>>()
+        });
+        match items {
+            Some(Some(list)) => list,
+            _ => {
+                ctx.error(
+                    line,
+                    &self.key_path(key),
+                    format!(
+                        "expected a string or an array of strings, found {}",
+                        v.type_name()
+                    ),
+                );
+                Vec::new()
+            }
+        }
+    }
+
     /// Reports every key of the table that the schema does not know.
     fn finish(self, ctx: &mut Ctx, known: &[&str]) {
         for (key, _) in self.table.iter() {
@@ -275,14 +293,6 @@ const BROKER_KEYS: &[&str] = &[
     "max_publish_rate",
     "max_publish_bandwidth",
     "publish_limit_action",
-];
-
-const LISTENER_KEYS: &[&str] = &[
-    "name",
-    "bind",
-    "kind",
-    "allow_anonymous",
-    "insecure_allow_anonymous_on_network",
 ];
 
 /// Casts a range-checked configuration integer. The range check happened in
@@ -465,118 +475,6 @@ fn read_admission(ctx: &mut Ctx, s: &mut Section) -> AdmissionLimits {
     }
 }
 
-fn read_listener(ctx: &mut Ctx, table: &Table, index: usize) -> Option<Listener> {
-    let mut s = Section::new(table, format!("listener[{index}]"));
-    let line = ctx.line_of(table.span());
-    let name = s.string(ctx, "name");
-    let bind = s.string(ctx, "bind");
-    let kind = s.string(ctx, "kind");
-    let allow_anonymous = s.bool(ctx, "allow_anonymous", false);
-    let insecure = s.bool(ctx, "insecure_allow_anonymous_on_network", false);
-    let bind_line = s.line(ctx, "bind");
-    let kind_line = s.line(ctx, "kind");
-    s.finish(ctx, LISTENER_KEYS);
-    let path = format!("listener[{index}]");
-    let Some(name) = name else {
-        ctx.error(
-            line,
-            &format!("{path}.name"),
-            "missing: every listener needs a name, used in logs and audit events",
-        );
-        return None;
-    };
-    let bind = match bind.map(|b| b.parse::<SocketAddr>()) {
-        Some(Ok(a)) => a,
-        Some(Err(_)) => {
-            ctx.error(
-                bind_line,
-                &format!("{path}.bind"),
-                "not an address: write IP:PORT, e.g. \"127.0.0.1:1883\" or \"[::1]:1883\"",
-            );
-            return None;
-        }
-        None => {
-            ctx.error(
-                line,
-                &format!("{path}.bind"),
-                "missing: give the IP:PORT to listen on",
-            );
-            return None;
-        }
-    };
-    let kind = match kind.as_deref() {
-        Some("mqtt") | None => ListenerKind::Mqtt,
-        Some(k @ ("mqtts" | "ws" | "wss")) => {
-            ctx.error(
-                kind_line,
-                &format!("{path}.kind"),
-                format!(
-                    "'{k}' listeners are not available in this build yet; use \"mqtt\" on loopback"
-                ),
-            );
-            return None;
-        }
-        Some(other) => {
-            ctx.error(
-                kind_line,
-                &format!("{path}.kind"),
-                format!("unknown kind '{other}': use \"mqtt\""),
-            );
-            return None;
-        }
-    };
-    Some(Listener {
-        name,
-        bind,
-        kind,
-        allow_anonymous,
-        insecure_allow_anonymous_on_network: insecure,
-        line,
-    })
-}
-
-/// Checks that need the whole listener list or concern safety.
-fn check_listeners(ctx: &mut Ctx, listeners: &[Listener]) {
-    let mut names = HashSet::new();
-    let mut binds = HashSet::new();
-    for (i, l) in listeners.iter().enumerate() {
-        if !names.insert(l.name.clone()) {
-            ctx.error(
-                l.line,
-                &format!("listener[{i}].name"),
-                format!("'{}' is used by another listener", l.name),
-            );
-        }
-        if !binds.insert(l.bind) {
-            ctx.error(
-                l.line,
-                &format!("listener[{i}].bind"),
-                format!("{} is used by another listener", l.bind),
-            );
-        }
-        if let Some(problem) = anonymous_problem(l) {
-            ctx.error(l.line, &format!("listener[{i}].allow_anonymous"), problem);
-        }
-    }
-    if listeners.is_empty() {
-        ctx.error(1, "listener", "no listener: add a [[listener]] table");
-    }
-}
-
-/// Anonymous access beyond this machine needs an override that says what it
-/// is, so it never happens by a copied line.
-pub fn anonymous_problem(l: &Listener) -> Option<String> {
-    (l.allow_anonymous && !l.bind.ip().is_loopback() && !l.insecure_allow_anonymous_on_network)
-        .then(|| {
-            format!(
-                "anonymous access on {}, which is reachable from the network, is refused: \
-             bind it to loopback (127.0.0.1 or [::1]), or set \
-             insecure_allow_anonymous_on_network = true if you really mean it",
-                l.bind
-            )
-        })
-}
-
 impl Config {
     pub fn parse(file: &str, text: &str) -> Result<Config, ConfigErrors> {
         let mut ctx = Ctx {
@@ -666,32 +564,84 @@ impl Config {
         let text = std::fs::read_to_string(path).map_err(|e| {
             anyhow::anyhow!("cannot read configuration file {}: {e}", path.display())
         })?;
-        Ok(Config::parse(&path.display().to_string(), &text)?)
+        let mut cfg = Config::parse(&path.display().to_string(), &text)?;
+        // Files named in the configuration are relative to it, not to
+        // wherever the broker happens to be started from.
+        if let Some(dir) = path.parent() {
+            cfg.resolve_paths(dir);
+        }
+        Ok(cfg)
     }
 
+    fn resolve_paths(&mut self, dir: &Path) {
+        let fix = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = dir.join(&*p);
+            }
+        };
+        for tls in self.listeners.iter_mut().filter_map(|l| l.tls.as_mut()) {
+            fix(&mut tls.cert);
+            fix(&mut tls.key);
+            if let Some(ca) = tls.ca.as_mut() {
+                fix(ca);
+            }
+            tls.crls.iter_mut().for_each(fix);
+        }
+    }
+
+    /// The embedded default with only its plain loopback listener.
+    #[cfg(test)]
     pub fn embedded() -> Config {
+        Self::parse_embedded(EMBEDDED_DEFAULT.to_owned())
+    }
+
+    /// The embedded default with TLS and WSS listeners on loopback as well,
+    /// using the development PKI the binary created.
+    pub fn embedded_with_tls(ca: &Path, cert: &Path, key: &Path) -> Config {
+        let q = |p: &Path| {
+            let s = p.display().to_string();
+            format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+        };
+        let tls = format!(
+            "allow_anonymous = true\nclient_auth = \"optional\"\ntls_ca = {}\ntls_cert = {}\ntls_key = {}\n",
+            q(ca),
+            q(cert),
+            q(key)
+        );
+        let text = format!(
+            "{EMBEDDED_DEFAULT}\n[[listener]]\nname = \"local-tls\"\nbind = \"127.0.0.1:8883\"\nkind = \"mqtts\"\n{tls}\n[[listener]]\nname = \"local-wss\"\nbind = \"127.0.0.1:8443\"\nkind = \"wss\"\n{tls}"
+        );
+        Self::parse_embedded(text)
+    }
+
+    fn parse_embedded(text: String) -> Config {
         // The embedded text is ours and covered by a test; failing to parse
         // it is a build defect, reported like any configuration error.
-        Config::parse("(embedded default)", EMBEDDED_DEFAULT).unwrap_or_else(|e| {
+        Config::parse("(embedded default)", &text).unwrap_or_else(|e| {
             eprintln!("{e}");
             std::process::exit(2)
         })
     }
 
-    /// `--bind`: replaces the address of the first plain listener, and runs
-    /// the safety check again on the result.
-    pub fn override_bind(&mut self, addr: SocketAddr) -> Result<(), String> {
-        let Some(l) = self
-            .listeners
-            .iter_mut()
-            .find(|l| l.kind == ListenerKind::Mqtt)
-        else {
-            return Err(
-                "--bind: the configuration has no plain \"mqtt\" listener to rebind".into(),
-            );
+    /// `--bind [NAME=]ADDR`: replaces the address of the named listener (by
+    /// default the first plain one), and runs the safety checks again.
+    pub fn override_bind(&mut self, name: Option<&str>, addr: SocketAddr) -> Result<(), String> {
+        let found = match name {
+            Some(n) => self.listeners.iter_mut().find(|l| l.name == n),
+            None => self
+                .listeners
+                .iter_mut()
+                .find(|l| l.kind == bulwark_transport::Kind::Mqtt),
+        };
+        let Some(l) = found else {
+            let names: Vec<&str> = self.listeners.iter().map(|l| l.name.as_str()).collect();
+            return Err(match name {
+                Some(n) => format!("--bind {n}={addr}: no listener named '{n}' (listeners: {})", names.join(", ")),
+                None => format!("--bind {addr}: the configuration has no plain \"mqtt\" listener; name one with --bind NAME=ADDR (listeners: {})", names.join(", ")),
+            });
         };
         l.bind = addr;
-        if let Some(problem) = anonymous_problem(l) {
+        if let Some(problem) = anonymous_problem(l).or_else(|| listener::plaintext_problem(l)) {
             return Err(format!("--bind {addr}: {problem}"));
         }
         Ok(())

@@ -1,13 +1,18 @@
 //! The `bulwark` binary: command line, configuration, wiring, shutdown.
 
+mod cert;
 mod cli;
 mod config;
 mod transport;
 
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bulwark_broker::{Broker, MemoryStore};
+use bulwark_transport::ReloadTrigger;
 
 use crate::cli::Command;
 use crate::config::Config;
@@ -29,13 +34,18 @@ fn main() -> ExitCode {
             println!("bulwark {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
         }
-        Command::Serve { config, bind } => match load(config.as_deref(), bind) {
-            Ok(cfg) => serve(cfg),
+        Command::Serve {
+            config,
+            binds,
+            data_dir,
+        } => match load(config.as_deref(), &binds, data_dir) {
+            Ok((cfg, dev_ca)) => serve(cfg, dev_ca),
             Err(e) => {
                 eprintln!("bulwark: {e}");
                 ExitCode::from(2)
             }
         },
+        Command::Cert(args) => cert::run(&args),
         Command::CheckConfig { config } => match Config::load(&config) {
             Ok(_) => {
                 println!("{}: configuration is valid", config.display());
@@ -49,21 +59,40 @@ fn main() -> ExitCode {
     }
 }
 
+/// The configuration to run, and the development CA when the embedded
+/// default made one (so the banner can point at it).
 fn load(
-    path: Option<&std::path::Path>,
-    bind: Option<std::net::SocketAddr>,
-) -> anyhow::Result<Config> {
-    let mut cfg = match path {
-        Some(p) => Config::load(p)?,
-        None => Config::embedded(),
+    path: Option<&Path>,
+    binds: &[(Option<String>, SocketAddr)],
+    data_dir: Option<PathBuf>,
+) -> anyhow::Result<(Config, Option<PathBuf>)> {
+    let (mut cfg, dev_ca) = match path {
+        Some(p) => (Config::load(p)?, None),
+        None => {
+            let dir = data_dir
+                .or_else(|| std::env::var_os("BULWARK_DATA_DIR").map(PathBuf::from))
+                .unwrap_or_else(|| PathBuf::from("bulwark-data"));
+            let pki = cert::ensure_dev_pki(&dir).map_err(|e| {
+                anyhow::anyhow!("cannot prepare the development certificates in {}: {e} (choose another directory with --data-dir)", dir.display())
+            })?;
+            if pki.created {
+                println!(
+                    "created a development CA and a localhost server certificate in {}",
+                    pki.dir.display()
+                );
+            }
+            let cfg = Config::embedded_with_tls(&pki.ca, &pki.server_cert, &pki.server_key);
+            (cfg, Some(pki.ca))
+        }
     };
-    if let Some(addr) = bind {
-        cfg.override_bind(addr).map_err(anyhow::Error::msg)?;
+    for (name, addr) in binds {
+        cfg.override_bind(name.as_deref(), *addr)
+            .map_err(anyhow::Error::msg)?;
     }
-    Ok(cfg)
+    Ok((cfg, dev_ca))
 }
 
-fn serve(cfg: Config) -> ExitCode {
+fn serve(cfg: Config, dev_ca: Option<PathBuf>) -> ExitCode {
     let filter = tracing_subscriber::EnvFilter::try_from_env("BULWARK_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cfg.log_level));
     tracing_subscriber::fmt()
@@ -86,16 +115,25 @@ fn serve(cfg: Config) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        transport::print_banner(&cfg, &bound);
+        transport::print_banner(&cfg, &bound, dev_ca.as_deref());
         tokio::spawn(broker.clone().run_housekeeping());
+        let reload = ReloadTrigger::default();
         for listener in bound {
-            tokio::spawn(transport::accept_loop(broker.clone(), listener));
+            if let Some(tls) = listener.tls() {
+                tokio::spawn(tls.watch(reload.clone(), TLS_WATCH_INTERVAL));
+            }
+            tokio::spawn(listener.run(broker.clone()));
         }
-        shutdown_signal().await;
+        run_until_stopped(&reload).await;
         tracing::info!("shutting down");
         ExitCode::SUCCESS
     })
 }
+
+/// How often certificate, key, CA and CRL files are checked for changes:
+/// a revoked certificate's connection is cut within this plus the time
+/// to verify the live connections again.
+const TLS_WATCH_INTERVAL: Duration = Duration::from_secs(1);
 
 /// One thread runs a single-threaded scheduler, which handles connections
 /// strictly in the order their input arrived; more threads share the load
@@ -118,24 +156,32 @@ fn runtime(worker_threads: usize) -> std::io::Result<tokio::runtime::Runtime> {
     }
 }
 
-async fn shutdown_signal() {
+/// Waits for SIGINT or SIGTERM; SIGHUP reloads certificates meanwhile.
+async fn run_until_stopped(reload: &ReloadTrigger) {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
-        let mut term = match signal(SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-                return;
-            }
+        let (Ok(mut term), Ok(mut hup)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::hangup()),
+        ) else {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
         };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
+        loop {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => return,
+                _ = term.recv() => return,
+                _ = hup.recv() => {
+                    tracing::info!("SIGHUP: reloading TLS material");
+                    reload.trigger();
+                }
+            }
         }
     }
     #[cfg(not(unix))]
     {
+        let _ = reload;
         let _ = tokio::signal::ctrl_c().await;
     }
 }

@@ -1,77 +1,104 @@
-//! Listeners: bind, accept, hand each socket to its own connection task.
-//! Accepting never waits on a client: admission is decided from the source
-//! address alone, the task is spawned next, and everything slow (reading
-//! CONNECT) happens inside it under a timeout.
+//! From configured listeners to bound ones, and the banner that tells the
+//! user how to connect. The listeners themselves live in
+//! `bulwark-transport`.
 
-use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
 
-use bulwark_broker::{Broker, ListenerInfo};
-use tokio::net::TcpListener;
+use bulwark_broker::ListenerInfo;
+use bulwark_transport::ws::WsOptions;
+use bulwark_transport::{Bound, Kind, ListenerSpec, TlsSettings};
 
 use crate::config::{Config, Listener};
 
-pub struct Bound {
-    pub listener: TcpListener,
-    pub info: Arc<ListenerInfo>,
-    pub local: SocketAddr,
+/// WebSocket upgrade requests larger than this are refused (431): browsers
+/// send well under 2 KiB.
+const MAX_UPGRADE_REQUEST: usize = 8 * 1024;
+
+pub fn spec(l: &Listener) -> ListenerSpec {
+    let tls = l.tls.as_ref().map(|t| TlsSettings {
+        cert: t.cert.clone(),
+        key: t.key.clone(),
+        ca: t.ca.clone(),
+        crls: t.crls.clone(),
+        client_auth: t.client_auth,
+        tls13_only: t.tls13_only,
+        allow_expired_crl: t.allow_expired_crl,
+        alpn: match (l.kind, l.alpn_mqtt) {
+            (Kind::Wss, true) => vec![b"mqtt".to_vec(), b"http/1.1".to_vec()],
+            (Kind::Wss, false) => vec![b"http/1.1".to_vec()],
+            // No ALPN on mqtts: rustls then ignores what a client offers
+            // instead of refusing one that offers something else.
+            _ => Vec::new(),
+        },
+    });
+    ListenerSpec {
+        info: Arc::new(ListenerInfo {
+            name: Arc::from(l.name.as_str()),
+            allow_anonymous: l.allow_anonymous,
+        }),
+        bind: l.bind,
+        kind: l.kind,
+        tls,
+        identity_from: l.identity_from,
+        ws: WsOptions {
+            path: l.ws.path.clone(),
+            allowed_origins: l.ws.allowed_origins.clone(),
+            max_frame_size: l.ws.max_frame_size,
+            max_message_size: l.ws.max_message_size,
+            max_request_bytes: MAX_UPGRADE_REQUEST,
+        },
+        mqtt_on_wss: l.alpn_mqtt,
+        handshake_timeout: l.handshake_timeout,
+        max_handshakes: l.max_handshakes,
+    }
 }
 
 pub async fn bind_all(cfg: &Config) -> Result<Vec<Bound>, String> {
     let mut out = Vec::new();
     for l in &cfg.listeners {
-        out.push(bind(cfg, l).await?);
+        let bound = bulwark_transport::bind(spec(l))
+            .await
+            .map_err(|e| format!("{}:{}: {e}", cfg.source, l.line))?;
+        out.push(bound);
     }
     Ok(out)
 }
 
-async fn bind(cfg: &Config, l: &Listener) -> Result<Bound, String> {
-    let listener = TcpListener::bind(l.bind).await.map_err(|e| {
-        format!(
-            "{}:{}: listener '{}': cannot listen on {}: {e} (is another broker running, or is the port privileged?)",
-            cfg.source, l.line, l.name, l.bind
-        )
-    })?;
-    let local = listener.local_addr().map_err(|e| e.to_string())?;
-    Ok(Bound {
-        listener,
-        info: Arc::new(ListenerInfo {
-            name: Arc::from(l.name.as_str()),
-            allow_anonymous: l.allow_anonymous,
-        }),
-        local,
-    })
-}
-
-pub fn print_banner(cfg: &Config, bound: &[Bound]) {
+pub fn print_banner(cfg: &Config, bound: &[Bound], dev_ca: Option<&Path>) {
     println!(
         "bulwark {} running ({})",
         env!("CARGO_PKG_VERSION"),
         cfg.source
     );
     for b in bound {
-        let access = if b.info.allow_anonymous {
+        let spec = b.spec();
+        let access = if spec.info.allow_anonymous {
             "anonymous access allowed"
         } else {
             "authentication required"
         };
+        let path = match spec.kind {
+            Kind::Ws | Kind::Wss => spec.ws.path.as_str(),
+            _ => "",
+        };
         println!(
-            "  listener '{}': mqtt://{} ({access})",
-            b.info.name, b.local
+            "  listener '{}': {}://{}{path} ({access})",
+            spec.info.name,
+            spec.kind.scheme(),
+            b.local_addr()
         );
     }
-    if let Some(b) = bound.first() {
-        let (host, port) = (b.local.ip(), b.local.port());
-        println!("try it:");
+    println!("try it:");
+    if let Some(b) = bound.iter().find(|b| b.spec().kind == Kind::Mqtt) {
+        let (host, port) = (b.local_addr().ip(), b.local_addr().port());
         println!("  mosquitto_sub -h {host} -p {port} -t 'demo/#' -v");
         println!("  mosquitto_pub -h {host} -p {port} -t demo/hello -m 'hello from bulwark'");
     }
-    println!("stop with Ctrl-C");
-}
-
-/// Connection admission (caps and rates per source address and in total)
-/// runs in the shared loop before anything is read from a socket, so a
-/// flood is answered by closing, never by protocol or handshake work.
-pub async fn accept_loop(broker: Broker, bound: Bound) {
-    bulwark_broker::accept::accept_loop(broker, bound.listener, bound.info).await;
+    if let Some(b) = bound.iter().find(|b| b.spec().kind == Kind::Mqtts) {
+        let port = b.local_addr().port();
+        let ca = dev_ca.map_or_else(|| "CA.pem".to_owned(), |p| p.display().to_string());
+        println!("  mosquitto_pub -h localhost -p {port} --cafile {ca} -t demo/hello -m 'hello over TLS'");
+    }
+    println!("stop with Ctrl-C; reload certificates with SIGHUP (they are also watched)");
 }

@@ -30,8 +30,20 @@ fn temp_file(name: &str, text: &str) -> std::path::PathBuf {
 #[test]
 fn serve_prints_how_to_connect_and_accepts_mqtt() {
     let port = free_port();
+    let tls_port = free_port();
+    let data = temp_file("unused", "").with_file_name(format!("data-{port}"));
     let mut child = bulwark()
-        .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
+        .args([
+            "serve",
+            "--bind",
+            &format!("127.0.0.1:{port}"),
+            "--bind",
+            &format!("local-tls=127.0.0.1:{tls_port}"),
+            "--bind",
+            "local-wss=127.0.0.1:0",
+            "--data-dir",
+            &data.display().to_string(),
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -75,6 +87,32 @@ fn serve_prints_how_to_connect_and_accepts_mqtt() {
     let mut connack = [0u8; 4];
     std::io::Read::read_exact(&mut stream, &mut connack).expect("CONNACK");
     assert_eq!(connack, [0x20, 0x02, 0x00, 0x00]);
+
+    // The TLS listener works with the printed command: mosquitto_pub with
+    // the development CA the first run created, kept private on disk.
+    let ca = data.join("dev-pki").join("ca.pem");
+    assert!(
+        banner.contains(&format!("-p {tls_port} --cafile {}", ca.display())),
+        "{banner}"
+    );
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode =
+            |p: &std::path::Path| std::fs::metadata(p).expect("stat").permissions().mode() & 0o777;
+        assert_eq!(mode(&data.join("dev-pki")), 0o700);
+        assert_eq!(mode(&data.join("dev-pki").join("server.key")), 0o600);
+    }
+    let out = Command::new("mosquitto_pub")
+        .args(["-h", "localhost", "-p", &tls_port.to_string(), "--cafile"])
+        .arg(&ca)
+        .args(["-t", "demo/tls", "-m", "hi", "-q", "1"])
+        .output()
+        .expect("mosquitto_pub is installed (scripts/test installs mosquitto-clients)");
+    assert!(
+        out.status.success(),
+        "mosquitto_pub over TLS failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let _ = child.kill();
     let _ = child.wait();
 }
@@ -82,7 +120,8 @@ fn serve_prints_how_to_connect_and_accepts_mqtt() {
 #[test]
 fn bind_to_the_network_with_anonymous_access_is_refused() {
     let out = bulwark()
-        .args(["serve", "--bind", "0.0.0.0:1883"])
+        .args(["serve", "--bind", "0.0.0.0:1883", "--data-dir"])
+        .arg(temp_file("unused2", "").with_file_name("data-refused"))
         .output()
         .expect("run bulwark");
     assert_eq!(out.status.code(), Some(2));
@@ -147,4 +186,94 @@ fn check_config_accepts_a_valid_file_and_names_a_missing_one() {
         err.contains("cannot read configuration file /nonexistent/bulwark.toml"),
         "{err}"
     );
+}
+
+#[test]
+fn cert_subcommands_create_a_ca_issue_and_revoke() {
+    let dir = std::env::temp_dir().join(format!("bulwark-cli-cert-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let run = |args: &[&str]| {
+        let out = bulwark()
+            .current_dir(&dir)
+            .arg("cert")
+            .args(args)
+            .output()
+            .expect("run bulwark cert");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.code(), text)
+    };
+
+    let (code, text) = run(&[
+        "ca",
+        "--dir",
+        "pki",
+        "--name",
+        "CLI test CA",
+        "--days",
+        "30",
+    ]);
+    assert_eq!(code, Some(0), "{text}");
+    let (code, text) = run(&["client", "--ca", "pki", "--name", "dev-1", "--out", "dev-1"]);
+    assert_eq!(code, Some(0), "{text}");
+    for file in [
+        "pki/ca.pem",
+        "pki/ca.key",
+        "dev-1.pem",
+        "dev-1.key",
+        "pki/issued.txt",
+    ] {
+        assert!(dir.join(file).is_file(), "{file} missing");
+    }
+    #[cfg(unix)]
+    for key in ["pki/ca.key", "dev-1.key"] {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.join(key))
+            .expect("key")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{key}");
+    }
+    let issued = std::fs::read_to_string(dir.join("pki/issued.txt")).expect("issued.txt");
+    let serial = issued
+        .split_whitespace()
+        .next()
+        .expect("a serial")
+        .to_owned();
+    assert!(issued.contains("dev-1.pem  dev-1"), "{issued}");
+
+    let (code, text) = run(&["revoke", "--ca", "pki", "dev-1.pem"]);
+    assert_eq!(code, Some(0), "{text}");
+    let revoked = std::fs::read_to_string(dir.join("pki/revoked.txt")).expect("revoked.txt");
+    assert!(revoked.starts_with(&serial), "{revoked}");
+    let crl = std::fs::read_to_string(dir.join("pki/crl.pem")).expect("crl.pem");
+    assert!(crl.starts_with("-----BEGIN X509 CRL-----"), "{crl}");
+
+    // A second CA in the same place is refused and the key is untouched.
+    let key = std::fs::read(dir.join("pki/ca.key")).expect("key");
+    let (code, text) = run(&["ca", "--dir", "pki"]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("ca.key already exists"), "{text}");
+    assert_eq!(std::fs::read(dir.join("pki/ca.key")).expect("key"), key);
+
+    // Usage errors exit 2 and name the problem.
+    let (code, text) = run(&[
+        "server",
+        "--ca",
+        "pki",
+        "--name",
+        "not a host",
+        "--out",
+        "s",
+    ]);
+    assert_eq!(code, Some(2), "{text}");
+    assert!(
+        text.contains("'not a host' is neither a DNS name"),
+        "{text}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -1,3 +1,4 @@
+use super::listener::LISTENER_KEYS;
 use super::*;
 
 fn errors(text: &str) -> Vec<ConfigError> {
@@ -70,7 +71,7 @@ fn syntax_errors_name_the_line() {
 
 #[test]
 fn anonymous_on_the_network_needs_the_loud_override() {
-    let open = "[[listener]]\nname = \"x\"\nbind = \"0.0.0.0:1883\"\nallow_anonymous = true\n";
+    let open = "[[listener]]\nname = \"x\"\nbind = \"0.0.0.0:1883\"\ninsecure_plaintext_on_network = true\nallow_anonymous = true\n";
     let errs = errors(open);
     assert_eq!(errs.len(), 1, "{errs:?}");
     assert!(errs[0]
@@ -78,20 +79,143 @@ fn anonymous_on_the_network_needs_the_loud_override() {
         .contains("insecure_allow_anonymous_on_network"));
     let forced = format!("{open}insecure_allow_anonymous_on_network = true\n");
     assert!(errors(&forced).is_empty());
-    let closed = "[[listener]]\nname = \"x\"\nbind = \"0.0.0.0:1883\"\n";
-    assert!(errors(closed).is_empty());
+    let closed = "[[listener]]\nname = \"x\"\nbind = \"0.0.0.0:1883\"\ninsecure_plaintext_on_network = true\n";
+    assert!(errors(closed).is_empty(), "{:?}", errors(closed));
+}
+
+#[test]
+fn plaintext_on_the_network_needs_its_own_override() {
+    for kind in ["mqtt", "ws"] {
+        let text =
+            format!("[[listener]]\nname = \"x\"\nbind = \"0.0.0.0:1883\"\nkind = \"{kind}\"\n");
+        let errs = errors(&text);
+        assert_reported(&errs, &[(1, "listener[0].kind")]);
+        assert!(
+            errs[0].message.contains("insecure_plaintext_on_network"),
+            "{errs:?}"
+        );
+    }
+    let tls = "[[listener]]\nname = \"x\"\nbind = \"0.0.0.0:8883\"\nkind = \"mqtts\"\ntls_cert = \"c.pem\"\ntls_key = \"k.pem\"\n";
+    assert!(errors(tls).is_empty(), "{:?}", errors(tls));
+}
+
+#[test]
+fn tls_listener_keys_are_read_and_checked() {
+    let text = "\
+[[listener]]
+name = \"plant\"
+bind = \"0.0.0.0:8883\"
+kind = \"mqtts\"
+tls_cert = \"server.pem\"
+tls_key = \"server.key\"
+tls_ca = \"ca.pem\"
+tls_crl = [\"a.crl\", \"b.crl\"]
+tls_min_version = \"1.3\"
+identity_from = \"san_uri\"
+handshake_timeout = 5
+max_handshakes = 32
+";
+    let cfg = Config::parse("t.toml", text).expect("valid");
+    let l = &cfg.listeners[0];
+    let tls = l.tls.as_ref().expect("tls");
+    assert_eq!(tls.client_auth, bulwark_transport::ClientAuth::Required);
+    assert_eq!(tls.crls.len(), 2);
+    assert!(tls.tls13_only);
+    assert!(!tls.allow_expired_crl);
+    assert_eq!(
+        l.identity_from,
+        bulwark_transport::identity::IdentitySource::SanUri
+    );
+    assert_eq!(l.handshake_timeout, Duration::from_secs(5));
+    assert_eq!(l.max_handshakes, 32);
+
+    let bad = "\
+[[listener]]
+name = \"a\"
+bind = \"127.0.0.1:8883\"
+kind = \"mqtts\"
+tls_cert = \"c.pem\"
+tls_key = \"k.pem\"
+client_auth = \"required\"
+tls_min_version = \"1.1\"
+identity_from = \"serial\"
+[[listener]]
+name = \"b\"
+bind = \"127.0.0.1:8884\"
+kind = \"mqtts\"
+[[listener]]
+name = \"c\"
+bind = \"127.0.0.1:1883\"
+tls_cert = \"c.pem\"
+ws_path = \"/mqtt\"
+alpn_mqtt = true
+[[listener]]
+name = \"d\"
+bind = \"127.0.0.1:8443\"
+kind = \"wss\"
+tls_cert = \"c.pem\"
+tls_key = \"k.pem\"
+ws_path = \"mqtt\"
+kind2 = 1
+";
+    let errs = errors(bad);
+    assert_reported(
+        &errs,
+        &[
+            (7, "listener[0].client_auth"),
+            (8, "listener[0].tls_min_version"),
+            (9, "listener[0].identity_from"),
+            (10, "listener[1].tls_cert"),
+            (17, "listener[2].tls_cert"),
+            (18, "listener[2].ws_path"),
+            (19, "listener[2].alpn_mqtt"),
+            (26, "listener[3].ws_path"),
+            (27, "listener[3].kind2"),
+        ],
+    );
+}
+
+#[test]
+fn relative_tls_paths_are_resolved_against_the_config_file() {
+    let dir = std::env::temp_dir().join(format!("bulwark-cfg-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let path = dir.join("b.toml");
+    std::fs::write(
+        &path,
+        "[[listener]]\nname = \"t\"\nbind = \"127.0.0.1:8883\"\nkind = \"mqtts\"\ntls_cert = \"pki/s.pem\"\ntls_key = \"/abs/s.key\"\n",
+    )
+    .expect("write");
+    let cfg = Config::load(&path).expect("valid");
+    let tls = cfg.listeners[0].tls.as_ref().expect("tls");
+    assert_eq!(tls.cert, dir.join("pki/s.pem"));
+    assert_eq!(tls.key, std::path::PathBuf::from("/abs/s.key"));
+}
+
+#[test]
+fn embedded_tls_default_is_loopback_and_parses_paths_with_quotes() {
+    let p = std::path::Path::new("/tmp/we\"ird\\dir/ca.pem");
+    let cfg = Config::embedded_with_tls(p, p, p);
+    assert_eq!(cfg.listeners.len(), 3);
+    assert!(cfg.listeners.iter().all(|l| l.bind.ip().is_loopback()));
+    let tls = cfg.listeners[1].tls.as_ref().expect("tls");
+    assert_eq!(tls.ca.as_deref(), Some(p));
+    assert_eq!(tls.client_auth, bulwark_transport::ClientAuth::Optional);
 }
 
 #[test]
 fn bind_override_refuses_anonymous_network_address() {
     let mut cfg = Config::embedded();
     let err = cfg
-        .override_bind("0.0.0.0:1883".parse().expect("addr"))
+        .override_bind(None, "0.0.0.0:1883".parse().expect("addr"))
         .expect_err("refused");
     assert!(err.contains("loopback"), "{err}");
-    cfg.override_bind("127.0.0.1:2883".parse().expect("addr"))
+    cfg.override_bind(None, "127.0.0.1:2883".parse().expect("addr"))
         .expect("loopback is fine");
     assert_eq!(cfg.listeners[0].bind.port(), 2883);
+    let err = cfg
+        .override_bind(Some("nope"), "127.0.0.1:1".parse().expect("addr"))
+        .expect_err("unknown name");
+    assert!(err.contains("no listener named 'nope'"), "{err}");
 }
 
 #[test]
@@ -162,7 +286,43 @@ fn documented_defaults_match_the_code() {
             format!("\"{}\"", action_name(d.publish_limit_action)),
         ),
     ];
-    for (key, value) in expected {
+    let listener: Vec<(&str, String)> = vec![
+        ("kind", "\"mqtt\"".into()),
+        ("allow_anonymous", "false".into()),
+        ("insecure_allow_anonymous_on_network", "false".into()),
+        ("insecure_plaintext_on_network", "false".into()),
+        ("tls_crl_allow_expired", "false".into()),
+        ("tls_min_version", "\"1.2\"".into()),
+        ("identity_from", "\"cn\"".into()),
+        ("alpn_mqtt", "false".into()),
+        (
+            "handshake_timeout",
+            listener::DEFAULT_HANDSHAKE_TIMEOUT.to_string(),
+        ),
+        (
+            "max_handshakes",
+            listener::DEFAULT_MAX_HANDSHAKES.to_string(),
+        ),
+        ("ws_path", format!("\"{}\"", listener::DEFAULT_WS_PATH)),
+        (
+            "ws_max_frame_size",
+            listener::DEFAULT_WS_MAX_FRAME.to_string(),
+        ),
+        (
+            "ws_max_message_size",
+            listener::DEFAULT_WS_MAX_MESSAGE.to_string(),
+        ),
+    ];
+    let plain =
+        Config::parse("t", "[[listener]]\nname = \"a\"\nbind = \"127.0.0.1:1\"\n").expect("valid");
+    let l = &plain.listeners[0];
+    assert_eq!(
+        l.handshake_timeout.as_secs(),
+        listener::DEFAULT_HANDSHAKE_TIMEOUT as u64
+    );
+    assert_eq!(l.ws.path, listener::DEFAULT_WS_PATH);
+    assert_eq!(l.ws.max_frame_size as i64, listener::DEFAULT_WS_MAX_FRAME);
+    for (key, value) in expected.into_iter().chain(listener) {
         let row = format!("| `{key}` | `{value}` |");
         assert!(
             doc.contains(&row),
