@@ -331,3 +331,53 @@ async fn idle_sockets_cannot_hold_handshake_slots() {
     );
     drop(idle);
 }
+
+/// The bytes of a real ClientHello, as a client that then stalls sends.
+fn client_hello(ca: &std::path::Path) -> Vec<u8> {
+    let cfg = client_config(ca, None);
+    let name = rustls_pki_types::ServerName::try_from("localhost").expect("name");
+    let mut conn = rustls::ClientConnection::new(cfg, name).expect("client");
+    let mut out = Vec::new();
+    while conn.wants_write() {
+        conn.write_tls(&mut out).expect("hello");
+    }
+    out
+}
+
+#[tokio::test]
+async fn half_open_handshakes_do_not_lock_out_a_real_client() {
+    use tokio::io::AsyncWriteExt;
+    let s = site("half-open");
+    let good = s.ca.client("good", "plc-1", Tweak::None);
+    let mut limits = bulwark_broker::Limits::default();
+    limits.admission.max_connections_per_address = 5000;
+    limits.admission.max_pending_connects = 5000;
+    limits.admission.connection_rate_per_address = 100_000;
+    limits.admission.connection_rate_total = 100_000;
+    let mut sp = mtls(&s, Vec::new());
+    sp.max_handshakes = 1;
+    let b = serve_with(sp, limits).await;
+    let hello = client_hello(&s.ca.pem);
+    let mut stalled = Vec::new();
+    for _ in 0..1000 {
+        let mut t = tokio::net::TcpStream::connect(b.addr)
+            .await
+            .expect("connect");
+        t.write_all(&hello).await.expect("hello");
+        stalled.push(t);
+    }
+    // Let the broker answer every ClientHello; each then waits for a
+    // second flight that never comes.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let started = std::time::Instant::now();
+    assert_eq!(
+        try_client(b.addr, &s.ca.pem, Some(&good), "plc-1").await,
+        Ok(0)
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        started.elapsed()
+    );
+    drop(stalled);
+}

@@ -8,6 +8,7 @@
 //! (current rustls config + the registry of live certificate connections);
 //! the binary owns the [`reload::ReloadTrigger`] it fires on SIGHUP.
 
+mod gate;
 pub mod identity;
 pub mod listener;
 pub mod live;

@@ -21,6 +21,7 @@ use tokio::sync::Semaphore;
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::LazyConfigAcceptor;
 
+use crate::gate::gated;
 use crate::identity::{self, IdentitySource};
 use crate::live::Registration;
 use crate::prefixed::Prefixed;
@@ -260,23 +261,20 @@ async fn handshake(
         };
         return Ok((Ready::Ws(ws), none));
     };
-    // Read the whole ClientHello before taking a handshake slot: idle or
-    // trickling sockets then cannot hold slots, and the cap only rations
-    // the CPU-heavy part (key exchange, signatures, chain verification).
+    // The ClientHello is read and parsed without a slot (cheap); the rest
+    // of the handshake is polled only while holding one (see `gate`), so
+    // stalled handshakes hold no slot and at most `max_handshakes` compute
+    // at once.
     let start = LazyConfigAcceptor::new(Acceptor::default(), stream)
         .await
         .map_err(|e| describe_handshake_error(&e))?;
-    let stream = {
-        let _permit = shared
-            .handshakes
-            .acquire()
-            .await
-            .map_err(|_| "listener is shutting down".to_string())?;
-        start
-            .into_stream(tls.server_config())
-            .await
-            .map_err(|e| describe_handshake_error(&e))?
-    };
+    let stream = gated(
+        start.into_stream(tls.server_config()),
+        shared.handshakes.clone(),
+    )
+    .await
+    .ok_or_else(|| "listener is shutting down".to_string())?
+    .map_err(|e| describe_handshake_error(&e))?;
     let verified = verify_peer(tls, &stream, spec.identity_from, peer)?;
     if spec.kind == Kind::Mqtts {
         return Ok((Ready::Tls(stream), verified));

@@ -53,7 +53,7 @@ pub struct Listener {
 
 /// Listener defaults, named so the documentation test can check them.
 pub const DEFAULT_HANDSHAKE_TIMEOUT: i64 = 10;
-pub const DEFAULT_MAX_HANDSHAKES: i64 = 256;
+pub const DEFAULT_MAX_HANDSHAKES: i64 = 1;
 pub const DEFAULT_WS_PATH: &str = "/mqtt";
 pub const DEFAULT_WS_MAX_FRAME: i64 = 1_048_576;
 pub const DEFAULT_WS_MAX_MESSAGE: i64 = 16_777_216;
@@ -164,8 +164,8 @@ pub fn read_listener(ctx: &mut Ctx, table: &Table, index: usize) -> Option<Liste
         10,
     ));
     let max_handshakes = cast(
-        s.int(ctx, "max_handshakes", DEFAULT_MAX_HANDSHAKES, 1, 100_000),
-        256,
+        s.int(ctx, "max_handshakes", DEFAULT_MAX_HANDSHAKES, 1, 1024),
+        1,
     );
     // Keys that belong to another kind of listener are mistakes, not noise.
     for (keys, ok, what) in [
