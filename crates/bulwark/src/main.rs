@@ -47,9 +47,20 @@ fn main() -> ExitCode {
         },
         Command::Cert(args) => cert::run(&args),
         Command::CheckConfig { config } => match Config::load(&config) {
-            Ok(_) => {
-                println!("{}: configuration is valid", config.display());
-                ExitCode::SUCCESS
+            Ok(cfg) => {
+                // The files a listener names are part of its configuration:
+                // a key that does not match its certificate is as fatal at
+                // start as a typo.
+                let problems = transport::check_tls_files(&cfg);
+                if problems.is_empty() {
+                    println!("{}: configuration is valid", config.display());
+                    return ExitCode::SUCCESS;
+                }
+                eprintln!("configuration is valid, but its TLS files are not:");
+                for p in problems {
+                    eprintln!("  {p}");
+                }
+                ExitCode::from(2)
             }
             Err(e) => {
                 eprintln!("{e}");

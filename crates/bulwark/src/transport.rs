@@ -54,6 +54,19 @@ pub fn spec(l: &Listener) -> ListenerSpec {
     }
 }
 
+/// Loads every TLS listener's material as `serve` would, without binding.
+pub fn check_tls_files(cfg: &Config) -> Vec<String> {
+    cfg.listeners
+        .iter()
+        .filter_map(|l| {
+            let tls = spec(l).tls?;
+            bulwark_transport::tls::load(&tls)
+                .err()
+                .map(|e| format!("{}:{}: listener '{}': {e}", cfg.source, l.line, l.name))
+        })
+        .collect()
+}
+
 pub async fn bind_all(cfg: &Config) -> Result<Vec<Bound>, String> {
     let mut out = Vec::new();
     for l in &cfg.listeners {

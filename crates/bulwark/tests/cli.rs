@@ -277,3 +277,129 @@ fn cert_subcommands_create_a_ca_issue_and_revoke() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// examples/production.toml is valid, names its TLS files, and serves
+/// mutual TLS with a real client once those files exist.
+#[test]
+fn the_production_example_checks_and_serves_mutual_tls() {
+    let dir = temp_file("unused3", "").with_file_name("production");
+    let _ = std::fs::remove_dir_all(&dir);
+    let pki = dir.join("pki");
+    std::fs::create_dir_all(&dir).expect("dir");
+    let example = dir.join("production.toml");
+    std::fs::copy(
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../examples/production.toml"
+        ),
+        &example,
+    )
+    .expect("copy example");
+
+    // Without its files the example is refused, naming the first missing one.
+    let out = bulwark()
+        .arg("check-config")
+        .arg(&example)
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("listener 'devices'") && err.contains("server.pem"),
+        "{err}"
+    );
+
+    let run = |args: &[&str]| {
+        let out = bulwark()
+            .args(args)
+            .current_dir(&dir)
+            .output()
+            .expect("run");
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run(&["cert", "ca", "--dir", "pki"]);
+    run(&[
+        "cert",
+        "server",
+        "--ca",
+        "pki",
+        "--name",
+        "localhost",
+        "--san",
+        "127.0.0.1",
+        "--out",
+        "pki/server",
+    ]);
+    run(&[
+        "cert",
+        "client",
+        "--ca",
+        "pki",
+        "--name",
+        "plc-hall3-07",
+        "--out",
+        "pki/plc",
+    ]);
+    run(&["cert", "crl", "--ca", "pki"]);
+    std::fs::copy(pki.join("ca.pem"), pki.join("site-ca.pem")).expect("ca");
+    std::fs::copy(pki.join("crl.pem"), pki.join("site-ca.crl")).expect("crl");
+    let out = bulwark()
+        .arg("check-config")
+        .arg(&example)
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let port = free_port();
+    let mut child = bulwark()
+        .arg("serve")
+        .arg("--config")
+        .arg(&example)
+        .args(["--bind", &format!("devices=127.0.0.1:{port}")])
+        .args(["--bind", "operators=127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start bulwark");
+    let stdout = child.stdout.take().expect("stdout");
+    for line in BufReader::new(stdout).lines() {
+        if line.map_or(true, |l| l.contains("stop with Ctrl-C")) {
+            break;
+        }
+    }
+    let publish = |with_cert: bool| {
+        let mut c = Command::new("mosquitto_pub");
+        c.args(["-h", "localhost", "-p", &port.to_string(), "--cafile"])
+            .arg(pki.join("site-ca.pem"))
+            .args(["-i", "plc-hall3-07", "-t", "plant/hall3/temp", "-m", "21.5"]);
+        if with_cert {
+            c.arg("--cert")
+                .arg(pki.join("plc.pem"))
+                .arg("--key")
+                .arg(pki.join("plc.key"));
+        }
+        c.output()
+            .expect("mosquitto_pub is installed (scripts/test installs it)")
+    };
+    let with = publish(true);
+    let without = publish(false);
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        with.status.success(),
+        "{}",
+        String::from_utf8_lossy(&with.stderr)
+    );
+    assert!(
+        !without.status.success(),
+        "a client without a certificate got in"
+    );
+}
