@@ -381,3 +381,59 @@ async fn half_open_handshakes_do_not_lock_out_a_real_client() {
     );
     drop(stalled);
 }
+
+/// Mosquitto PR #3568: a reload there could add trust anchors but never
+/// drop one. Here a CA removed from the bundle stops being trusted at once,
+/// for new handshakes and for connections it vouched for.
+#[tokio::test]
+async fn a_ca_dropped_from_the_bundle_is_distrusted_at_once() {
+    let s = site("ca-rotation");
+    let old = Ca::new(&s.ca.dir, "retired-ca");
+    let bundle = s.ca.dir.join("bundle.pem");
+    let both = format!(
+        "{}{}",
+        std::fs::read_to_string(&s.ca.pem).expect("ca"),
+        std::fs::read_to_string(&old.pem).expect("old ca")
+    );
+    std::fs::write(&bundle, both).expect("bundle");
+    let t = settings(
+        &s.server.cert,
+        &s.server.key,
+        Some(&bundle),
+        ClientAuth::Required,
+    );
+    let b = serve(spec(Kind::Mqtts, Some(t), false)).await;
+    let kept = s.ca.client("kept", "plc-k", Tweak::None);
+    let retired = old.client("retired", "plc-r", Tweak::None);
+    let mut k = connect(
+        b.addr,
+        client_config(&s.ca.pem, Some((&kept.cert, &kept.key))),
+    )
+    .await
+    .expect("kept");
+    assert_eq!(mqtt_connect(&mut k, "plc-k").await, Ok(0));
+    let mut r = connect(
+        b.addr,
+        client_config(&s.ca.pem, Some((&retired.cert, &retired.key))),
+    )
+    .await
+    .expect("retired");
+    assert_eq!(mqtt_connect(&mut r, "plc-r").await, Ok(0));
+
+    pki::replace(&s.ca.pem, &bundle);
+    b.tls.as_ref().expect("tls").reload().await.expect("reload");
+    let mut buf = [0u8; 8];
+    let cut = tokio::time::timeout(Duration::from_secs(5), r.read(&mut buf)).await;
+    assert!(
+        matches!(cut, Ok(Ok(0)) | Ok(Err(_))),
+        "retired CA's client not cut: {cut:?}"
+    );
+    assert!(try_client(b.addr, &s.ca.pem, Some(&retired), "plc-r")
+        .await
+        .is_err());
+    use tokio::io::AsyncWriteExt;
+    k.write_all(&[0xc0, 0]).await.expect("ping");
+    let mut resp = [0u8; 2];
+    k.read_exact(&mut resp).await.expect("pingresp");
+    assert_eq!(resp, [0xd0, 0]);
+}
