@@ -115,3 +115,29 @@ async fn v311_keep_alive_above_maximum_is_refused_with_return_code_2() {
         RawClient::connect(b.addr, with_keep_alive("ka3", ProtocolVersion::V311, 60)).await;
     assert_eq!(ack.reason, ReasonCode::Success);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keep_alive_below_the_minimum_is_raised_for_v5_and_refused_for_v311() {
+    let b = start_with(Limits {
+        sys_interval: Duration::ZERO,
+        ..Limits::default()
+    })
+    .await;
+    assert_eq!(b.broker.limits().min_keep_alive, 5);
+    let (_c, ack) =
+        RawClient::connect(b.addr, with_keep_alive("fast5", ProtocolVersion::V5, 1)).await;
+    assert_eq!(ack.reason, ReasonCode::Success);
+    assert_eq!(ack.properties.server_keep_alive, Some(5));
+    let mut raw = Raw::connect(b.addr).await;
+    let connect = with_keep_alive("fast3", ProtocolVersion::V311, 2);
+    raw.send(&encode(
+        &Packet::Connect(Box::new(connect)),
+        ProtocolVersion::V311,
+    ))
+    .await;
+    let (bytes, closed) = raw.read_for(Duration::from_secs(2)).await;
+    assert_eq!(bytes, [0x20, 0x02, 0x00, 0x02]);
+    assert!(closed);
+    use bulwark_broker::limit_hits::LimitKind;
+    assert_eq!(b.broker.stats().limits.count(LimitKind::KeepAlive), 1);
+}

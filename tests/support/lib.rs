@@ -126,6 +126,8 @@ pub fn encode(packet: &bulwark_codec::Packet, v: bulwark_codec::ProtocolVersion)
 pub fn limits() -> Limits {
     Limits {
         sys_interval: Duration::ZERO,
+        // Keep-alive tests use 1 s to see timeouts quickly.
+        min_keep_alive: 1,
         ..Limits::default()
     }
 }

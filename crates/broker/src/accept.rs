@@ -15,6 +15,7 @@ use tokio::net::{TcpListener, TcpStream};
 use crate::admission::{Refusal, Refused, Ticket};
 use crate::broker::Broker;
 use crate::connect::ListenerInfo;
+use crate::limit_hits::LimitKind;
 use crate::stats::Stats;
 
 /// Accepts connections on `listener` forever, admitting each before it is
@@ -69,21 +70,27 @@ pub fn admit(broker: &Broker, peer: SocketAddr, info: &ListenerInfo) -> Option<T
         Ok(ticket) => Some(ticket),
         Err(Refused { reason, log }) => {
             let stats = broker.stats();
-            let counter = match reason {
-                Refusal::MaxConnections => &stats.refused_max_connections,
-                Refusal::PendingConnects => &stats.refused_pending_connects,
-                Refusal::ConnectionsPerAddress => &stats.refused_connections_per_address,
-                Refusal::ConnectionRate => &stats.refused_connection_rate,
+            let (counter, kind) = match reason {
+                Refusal::MaxConnections => {
+                    (&stats.refused_max_connections, LimitKind::MaxConnections)
+                }
+                Refusal::PendingConnects => {
+                    (&stats.refused_pending_connects, LimitKind::PendingConnects)
+                }
+                Refusal::ConnectionsPerAddress => (
+                    &stats.refused_connections_per_address,
+                    LimitKind::ConnectionsPerAddress,
+                ),
+                Refusal::ConnectionRate => {
+                    (&stats.refused_connection_rate, LimitKind::ConnectionRate)
+                }
             };
             Stats::add(counter, 1);
+            // The security event (rate-limited per kind) is the log line;
+            // this one adds the listener, at most once a second per reason.
+            stats.limits.hit(kind, Some(peer), None);
             if let Some(unlogged) = log {
-                tracing::info!(
-                    %peer,
-                    listener = %info.name,
-                    limit = reason.key(),
-                    unlogged_since_last = unlogged,
-                    "connection refused at admission; closed without reading"
-                );
+                tracing::debug!(%peer, listener = %info.name, limit = reason.key(), unlogged_since_last = unlogged, "connection refused at admission; closed without reading");
             }
             None
         }

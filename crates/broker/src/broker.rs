@@ -2,7 +2,7 @@
 //! messages and wills. Connections call into it; it never touches sockets.
 
 use std::collections::HashMap;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -10,11 +10,12 @@ use bulwark_codec::{QoS, ReasonCode, RetainHandling, SubscriptionOptions};
 use bulwark_topic::{ParsedFilter, TopicFilter, TopicName};
 
 use crate::admission::Admission;
+use crate::limit_hits::LimitKind;
 use crate::limits::Limits;
 use crate::message::{Delivery, Message, SharedTag};
 use crate::registry::SessionHandle;
 use crate::router::{self, DirectSub, Index, SharedGroup, SubKey, SubValue};
-use crate::session::Subscription;
+use crate::session::{Full, Subscription};
 use crate::stats::Stats;
 use crate::store::{Store, StoredMessage, StoredSession, StoredSubscription};
 
@@ -62,6 +63,29 @@ struct Inner {
     admission: Arc<Admission>,
     store: Arc<dyn Store>,
     started: Instant,
+    /// Bytes queued and in flight across all sessions (see
+    /// `session::cost`), against `max_queued_bytes_total`.
+    queued_bytes: Arc<AtomicUsize>,
+}
+
+/// Queue levels (messages and bytes) at which a draining subscriber starts
+/// and stops holding its publishers back.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct WaterMarks {
+    high_messages: usize,
+    low_messages: usize,
+    high_bytes: usize,
+    low_bytes: usize,
+}
+
+impl WaterMarks {
+    pub(crate) fn above_high(&self, messages: usize, bytes: usize) -> bool {
+        messages >= self.high_messages || bytes >= self.high_bytes
+    }
+
+    pub(crate) fn below_low(&self, messages: usize, bytes: usize) -> bool {
+        messages <= self.low_messages && bytes <= self.low_bytes
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -84,6 +108,7 @@ impl Broker {
                 admission,
                 store,
                 started: Instant::now(),
+                queued_bytes: Arc::new(AtomicUsize::new(0)),
             }),
         };
         broker.load_from_store();
@@ -92,6 +117,17 @@ impl Broker {
 
     pub fn limits(&self) -> &Limits {
         &self.inner.limits
+    }
+
+    /// Bytes queued and in flight for all sessions.
+    pub fn queued_bytes(&self) -> usize {
+        self.inner.queued_bytes.load(Ordering::Relaxed)
+    }
+
+    /// True while the broker holds more queued bytes than its budget:
+    /// connections stop taking PUBLISH until it is back under.
+    pub fn over_budget(&self) -> bool {
+        self.queued_bytes() > self.inner.limits.max_queued_bytes_total
     }
 
     pub fn admission(&self) -> &Arc<Admission> {
@@ -186,7 +222,11 @@ impl Broker {
             sessions = lock(&self.inner.sessions);
         }
         let id: Arc<str> = Arc::from(client_id);
-        let handle = Arc::new(SessionHandle::new(id.clone(), expiry_interval));
+        let handle = Arc::new(SessionHandle::new(
+            id.clone(),
+            expiry_interval,
+            self.inner.queued_bytes.clone(),
+        ));
         handle.link().generation = 1;
         handle.set_online(true);
         sessions.insert(id, handle.clone());
@@ -304,8 +344,14 @@ impl Broker {
                 }
                 // Nobody else in the group: keep it with this session.
                 None => {
-                    let max = self.inner.limits.max_queued_messages;
-                    session.state().enqueue(delivery, max);
+                    let l = &self.inner.limits;
+                    // Already counted against this session: it fits unless
+                    // the limits shrank, and then dropping is all we can do.
+                    let _ = session.state().enqueue(
+                        delivery,
+                        l.max_queued_messages,
+                        l.max_queued_bytes,
+                    );
                 }
             }
         }
@@ -344,9 +390,17 @@ impl Broker {
     }
 
     /// Queue high- and low-water marks for back-pressure.
-    pub(crate) fn water_marks(&self) -> (usize, usize) {
-        let max = self.inner.limits.max_queued_messages;
-        ((max / 2).max(1), max / 4)
+    pub(crate) fn water_marks(&self) -> WaterMarks {
+        let l = &self.inner.limits;
+        WaterMarks {
+            high_messages: (l.max_queued_messages / 2).max(1),
+            low_messages: l.max_queued_messages / 4,
+            // Bytes too: with large messages the byte limit is reached long
+            // before half the message count, and a draining subscriber must
+            // slow its publishers before anything is dropped.
+            high_bytes: l.max_queued_bytes / 2,
+            low_bytes: l.max_queued_bytes / 4,
+        }
     }
 
     /// Queues a delivery; true when the session is now congested and holds
@@ -359,30 +413,37 @@ impl Broker {
             return false;
         }
         let mut state = session.state();
-        if state.enqueue(delivery, self.inner.limits.max_queued_messages) {
-            let queued = state.queued();
-            drop(state);
-            if queued == 1 && online {
-                session.wake.notify_one();
-            }
-            if online && queued >= self.water_marks().0 {
-                session
-                    .congested
-                    .store(true, std::sync::atomic::Ordering::Release);
-                return session.holds_publishers();
-            }
-            false
-        } else {
+        let l = &self.inner.limits;
+        let queued = state.enqueue(delivery, l.max_queued_messages, l.max_queued_bytes);
+        if let Err(full) = queued {
             let dropped = state.dropped;
             drop(state);
             Stats::add(&stats.dropped_queue_full, 1);
+            let kind = match full {
+                Full::Messages => LimitKind::QueuedMessages,
+                Full::Bytes => LimitKind::QueuedBytes,
+            };
+            stats.limits.hit(kind, None, Some(&session.client_id));
             // One line per power of two keeps a stuck subscriber visible in
             // the log without letting it flood the log.
             if dropped.is_power_of_two() {
-                tracing::warn!(client_id = %session.client_id, dropped, "session queue full; dropping messages for it");
+                tracing::warn!(client_id = %session.client_id, dropped, limit = kind.key(), "session queue full; dropping messages for it");
             }
-            false
+            return false;
         }
+        let queued = state.queued();
+        let held = state.held_bytes();
+        drop(state);
+        if queued == 1 && online {
+            session.wake.notify_one();
+        }
+        if online && self.water_marks().above_high(queued, held) {
+            session
+                .congested
+                .store(true, std::sync::atomic::Ordering::Release);
+            return session.holds_publishers();
+        }
+        false
     }
 
     fn retain(&self, message: &Arc<Message>) {
@@ -596,6 +657,7 @@ impl Broker {
             let handle = Arc::new(SessionHandle::new(
                 Arc::from(client_id.as_str()),
                 stored.expiry_interval,
+                self.inner.queued_bytes.clone(),
             ));
             handle.link().disconnected_at = Some(Instant::now());
             lock(&self.inner.sessions).insert(handle.client_id.clone(), handle.clone());

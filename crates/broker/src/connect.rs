@@ -10,6 +10,7 @@ use bulwark_codec::{ConnAck, Connect, Properties, ProtocolVersion, QoS, ReasonCo
 use bulwark_topic::TopicName;
 
 use crate::broker::{PendingWill, NEVER_EXPIRES};
+use crate::limit_hits::LimitKind;
 use crate::limits::Limits;
 use crate::message::Message;
 
@@ -46,10 +47,24 @@ pub(crate) struct Accepted {
 pub(crate) struct Refusal {
     pub reason: ReasonCode,
     pub detail: &'static str,
+    /// Set when a configured limit caused the refusal.
+    pub limit: Option<LimitKind>,
 }
 
 fn refuse(reason: ReasonCode, detail: &'static str) -> Refusal {
-    Refusal { reason, detail }
+    Refusal {
+        reason,
+        detail,
+        limit: None,
+    }
+}
+
+fn over_limit(reason: ReasonCode, detail: &'static str, limit: LimitKind) -> Refusal {
+    Refusal {
+        reason,
+        detail,
+        limit: Some(limit),
+    }
 }
 
 pub(crate) fn accept(
@@ -107,9 +122,10 @@ pub(crate) fn accept(
 
 fn client_id(c: &Connect, limits: &Limits) -> Result<(String, bool), Refusal> {
     if c.client_id.len() > limits.max_client_id_len {
-        return Err(refuse(
+        return Err(over_limit(
             ReasonCode::ClientIdentifierNotValid,
             "client identifier longer than max_client_id_len",
+            LimitKind::ClientIdLength,
         ));
     }
     if !c.client_id.is_empty() {
@@ -138,19 +154,29 @@ fn assign_client_id() -> String {
 
 fn keep_alive(c: &Connect, limits: &Limits) -> Result<(u16, Option<u16>), Refusal> {
     let max = limits.max_keep_alive;
+    let min = limits.min_keep_alive.min(max);
     let asked = c.keep_alive;
     if c.protocol == ProtocolVersion::V5 {
         if asked == 0 || asked > max {
             return Ok((max, Some(max)));
         }
+        // A keep-alive of a second or two from thousands of clients is a
+        // PINGREQ flood; v5 clients are told to ping less often.
+        if asked < min {
+            return Ok((min, Some(min)));
+        }
         return Ok((asked, None));
     }
     // 3.1.1 cannot be told another value, so a keep-alive we will not honour
     // is refused, as Mosquitto does with max_keepalive.
-    if asked > max || (asked == 0 && !limits.allow_zero_keep_alive_v3) {
-        return Err(refuse(
+    if asked > max
+        || (asked == 0 && !limits.allow_zero_keep_alive_v3)
+        || (asked != 0 && asked < min)
+    {
+        return Err(over_limit(
             ReasonCode::ClientIdentifierNotValid,
-            "keep-alive outside the allowed range (0 or above max_keep_alive)",
+            "keep-alive outside the allowed range (0, below min_keep_alive or above max_keep_alive)",
+            LimitKind::KeepAlive,
         ));
     }
     Ok((asked, None))
@@ -161,9 +187,17 @@ fn will(c: &Connect, limits: &Limits) -> Result<Option<Box<PendingWill>>, Refusa
     let topic = TopicName::new(w.topic.clone())
         .map_err(|_| refuse(ReasonCode::TopicNameInvalid, "invalid will topic"))?;
     if topic.levels().count() > limits.max_topic_levels {
-        return Err(refuse(
+        return Err(over_limit(
             ReasonCode::TopicNameInvalid,
             "will topic has too many levels",
+            LimitKind::TopicLevels,
+        ));
+    }
+    if topic.as_str().len() > limits.max_topic_len {
+        return Err(over_limit(
+            ReasonCode::TopicNameInvalid,
+            "will topic longer than max_topic_len",
+            LimitKind::TopicLength,
         ));
     }
     if topic.as_str().starts_with("$SYS") {

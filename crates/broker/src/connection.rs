@@ -21,6 +21,7 @@ use crate::admission::Ticket;
 use crate::broker::{Broker, PendingWill};
 pub use crate::connect::ListenerInfo;
 use crate::connect::{self, Accepted};
+use crate::limit_hits::LimitKind;
 use crate::outbound::Outbound;
 use crate::rate::{PublishLimitAction, PublishLimiter};
 use crate::registry::SessionHandle;
@@ -32,6 +33,8 @@ use crate::stats::Stats;
 const MAX_PENDING_WRITE: usize = 1024 * 1024;
 /// A read buffer grows up to this when reads keep filling it.
 const MAX_READ_CHUNK: usize = 64 * 1024;
+/// How often a connection paused at the memory budget looks again.
+const BUDGET_RECHECK: Duration = Duration::from_millis(20);
 /// What an idle connection reserves for its next read: enough for a
 /// PINGREQ or a small PUBLISH; busy connections grow it (doubling) at once.
 const MIN_READ_CHUNK: usize = 16;
@@ -159,6 +162,10 @@ async fn serve_inner<R, W>(
             return;
         }
         Err(_) => {
+            broker
+                .stats()
+                .limits
+                .hit(LimitKind::ConnectTimeout, Some(peer), None);
             tracing::info!(%peer, listener = %listener.name, "no CONNECT within connect_timeout");
             return;
         }
@@ -259,6 +266,12 @@ async fn handshake<W: AsyncWrite + Unpin>(
     ) {
         Ok(a) => a,
         Err(refusal) => {
+            if let Some(kind) = refusal.limit {
+                broker
+                    .stats()
+                    .limits
+                    .hit(kind, Some(peer), Some(&connect.client_id));
+            }
             tracing::info!(%peer, listener = %listener.name, client_id = %connect.client_id, reason = ?refusal.reason, detail = refusal.detail, "CONNECT refused");
             out.packet(&Packet::ConnAck(connect::refusal_connack(refusal.reason)));
             write_best_effort(writer, &out.buf).await;
@@ -338,7 +351,11 @@ async fn write_best_effort<W: AsyncWrite + Unpin>(writer: &mut W, bytes: &[u8]) 
 /// between the check and the wait. A publish-rate throttle waits for its
 /// buckets to refill; both together wait for whichever comes first, and the
 /// loop checks again.
-async fn wait_for_room(pressure: &[Arc<SessionHandle>], publish_limit: Option<&PublishLimiter>) {
+async fn wait_for_room(
+    pressure: &[Arc<SessionHandle>],
+    publish_limit: Option<&PublishLimiter>,
+    budget_paused: bool,
+) {
     let throttled_until = publish_limit.and_then(PublishLimiter::pause);
     let refill = async {
         match throttled_until {
@@ -347,7 +364,13 @@ async fn wait_for_room(pressure: &[Arc<SessionHandle>], publish_limit: Option<&P
         }
     };
     if pressure.is_empty() {
-        refill.await;
+        if budget_paused {
+            // Memory is freed by every subscriber's acknowledgements, with
+            // no one to name: look again shortly.
+            let _ = tokio::time::timeout(BUDGET_RECHECK, refill).await;
+        } else {
+            refill.await;
+        }
         return;
     }
     let room = crate::registry::room().notified();
@@ -440,11 +463,19 @@ impl Conn {
         tokio::pin!(keep_alive);
         loop {
             self.pressure.retain(|s| s.holds_publishers());
-            if self.pressure.is_empty() && self.paused_until().is_none() && input.pending {
+            if self.budget_paused() && !self.broker.over_budget() {
+                self.set_budget_paused(false);
+            }
+            if self.pressure.is_empty()
+                && self.paused_until().is_none()
+                && !self.budget_paused()
+                && input.pending
+            {
                 input.pending = self.process(&mut input.buf, &limits)?;
                 self.drain();
             }
-            let throttled = !self.pressure.is_empty() || self.paused_until().is_some();
+            let throttled =
+                !self.pressure.is_empty() || self.paused_until().is_some() || self.budget_paused();
             let can_read = self.out.buf.len() < MAX_PENDING_WRITE && !throttled;
             if can_read && input.buf.capacity() - input.buf.len() < input.chunk / 2 {
                 input.buf.reserve(input.chunk);
@@ -473,7 +504,7 @@ impl Conn {
                 _ = &mut wake => {}
                 // Boxed on demand so that every idle connection's task does
                 // not carry the timer this wait needs.
-                _ = async { Box::pin(wait_for_room(&self.pressure, self.publish_limit.as_deref())).await }, if throttled => {
+                _ = async { Box::pin(wait_for_room(&self.pressure, self.publish_limit.as_deref(), self.budget_paused())).await }, if throttled => {
                     // We chose not to read; the client is not silent.
                     input.last_read = Instant::now();
                 }
@@ -535,13 +566,13 @@ impl Conn {
 
     fn drain(&mut self) {
         let stats = self.broker.stats();
-        let low_water = self.broker.water_marks().1;
-        let (sent, queued) = {
+        let marks = self.broker.water_marks();
+        let (sent, below_low) = {
             let mut state = self.session.state();
             let sent = self.out.drain(&mut state, stats, Instant::now());
-            (sent, state.queued())
+            (sent, marks.below_low(state.queued(), state.held_bytes()))
         };
-        self.session.drained(sent, queued, low_water);
+        self.session.drained(sent, below_low);
         if sent > 0 {
             Stats::add(&stats.messages_sent, sent);
         }
@@ -576,14 +607,46 @@ impl Conn {
             };
             // Packet type 3 is PUBLISH: spend its tokens before decoding, so
             // a throttled packet stays in `rbuf` untouched until it may go.
-            if rbuf.first().is_some_and(|b| b >> 4 == 3) && !self.admit_publish(n, now)? {
-                return Ok(true);
+            if rbuf.first().is_some_and(|b| b >> 4 == 3) {
+                // At the memory budget, PUBLISH waits in the socket rather
+                // than in the broker's queues; acknowledgements and pings
+                // from the same client still go through.
+                if self.broker.over_budget() {
+                    self.set_budget_paused(true);
+                    self.broker.stats().limits.hit(
+                        LimitKind::MemoryBudget,
+                        Some(self.peer),
+                        Some(&self.session.client_id),
+                    );
+                    return Ok(true);
+                }
+                if !self.admit_publish(n, now)? {
+                    return Ok(true);
+                }
             }
             let frame = rbuf.split_to(n).freeze();
             let packet = decode(frame, self.version).map_err(|e| self.malformed(e))?;
             tracing::trace!(client_id = %self.session.client_id, packet = packet_name(&packet), "received");
             self.handle(packet)?;
         }
+    }
+
+    fn budget_paused(&self) -> bool {
+        self.publish_limit.as_ref().is_some_and(|l| l.budget_paused)
+    }
+
+    fn set_budget_paused(&mut self, paused: bool) {
+        let limits = self.broker.limits();
+        let now = Instant::now();
+        self.publish_limit
+            .get_or_insert_with(|| {
+                Box::new(PublishLimiter::new(
+                    limits.max_publish_rate,
+                    limits.max_publish_bandwidth,
+                    now,
+                ))
+            })
+            .budget_paused = paused;
     }
 
     /// Spends a PUBLISH of `size` bytes from the buckets. `Ok(false)`:
@@ -602,6 +665,11 @@ impl Conn {
             return Ok(true);
         }
         let stats = self.broker.stats();
+        stats.limits.hit(
+            LimitKind::PublishRate,
+            Some(self.peer),
+            Some(&self.session.client_id),
+        );
         let action = limits.publish_limit_action;
         if let Some(unlogged) = limiter.log_hit(now) {
             tracing::info!(peer = %self.peer, client_id = %self.session.client_id, ?action, max_publish_rate = limits.max_publish_rate, max_publish_bandwidth = limits.max_publish_bandwidth, unlogged, "publish rate limit reached");
@@ -630,7 +698,15 @@ impl Conn {
     }
 
     fn malformed(&self, e: bulwark_codec::DecodeError) -> End {
-        Stats::add(&self.broker.stats().malformed_packets, 1);
+        let stats = self.broker.stats();
+        Stats::add(&stats.malformed_packets, 1);
+        if matches!(e, bulwark_codec::DecodeError::PacketTooLarge { .. }) {
+            stats.limits.hit(
+                LimitKind::PacketSize,
+                Some(self.peer),
+                Some(&self.session.client_id),
+            );
+        }
         violation(e.reason_code(), e.to_string())
     }
 

@@ -10,10 +10,18 @@ use bulwark_codec::{
 use bulwark_topic::TopicName;
 
 use crate::connection::{violation, Conn, End};
+use crate::limit_hits::LimitKind;
 use crate::message::{Delivery, Message};
 use crate::session::AckResult;
 
 impl Conn {
+    fn limit_hit(&self, kind: LimitKind) {
+        self.broker
+            .stats()
+            .limits
+            .hit(kind, Some(self.peer), Some(&self.session.client_id));
+    }
+
     pub(crate) fn handle(&mut self, packet: Packet) -> Result<(), End> {
         match packet {
             Packet::Publish(p) => self.on_publish(p),
@@ -142,9 +150,17 @@ impl Conn {
         let receive_maximum = usize::from(limits.receive_maximum);
         let topic = self.resolve_topic(&mut p)?;
         if topic.levels().count() > max_levels {
+            self.limit_hit(LimitKind::TopicLevels);
             return Err(violation(
                 ReasonCode::TopicNameInvalid,
                 "topic has too many levels",
+            ));
+        }
+        if topic.as_str().len() > self.broker.limits().max_topic_len {
+            self.limit_hit(LimitKind::TopicLength);
+            return Err(violation(
+                ReasonCode::TopicNameInvalid,
+                "topic longer than max_topic_len",
             ));
         }
         if p.qos == QoS::ExactlyOnce {
@@ -157,6 +173,8 @@ impl Conn {
                 return Ok(());
             }
             if state.incoming_qos2_len() >= receive_maximum {
+                drop(state);
+                self.limit_hit(LimitKind::ReceiveMaximum);
                 return Err(violation(
                     ReasonCode::ReceiveMaximumExceeded,
                     "more unacknowledged QoS 2 messages than Receive Maximum [MQTT-3.3.4-9]",
@@ -234,8 +252,19 @@ impl Conn {
         let mut retained = Vec::new();
         for (raw, mut options) in s.filters {
             let parsed = match bulwark_topic::parse_subscription(&raw) {
-                Ok(p) if p.filter.levels().count() <= limits.max_topic_levels => p,
-                Ok(_) | Err(_) => {
+                Ok(p)
+                    if p.filter.levels().count() <= limits.max_topic_levels
+                        && raw.len() <= limits.max_topic_len =>
+                {
+                    p
+                }
+                Ok(_) => {
+                    self.limit_hit(LimitKind::TopicLevels);
+                    tracing::debug!(peer = %self.peer, filter = %raw, "topic filter over max_topic_levels or max_topic_len");
+                    reasons.push(self.failure(ReasonCode::TopicFilterInvalid));
+                    continue;
+                }
+                Err(_) => {
                     tracing::debug!(peer = %self.peer, filter = %raw, "invalid topic filter");
                     reasons.push(self.failure(ReasonCode::TopicFilterInvalid));
                     continue;
@@ -249,6 +278,7 @@ impl Conn {
             }
             let known = self.session.state().subscriptions.contains_key(&raw);
             if !known && self.session.state().subscriptions.len() >= limits.max_subscriptions {
+                self.limit_hit(LimitKind::Subscriptions);
                 reasons.push(self.failure(ReasonCode::QuotaExceeded));
                 continue;
             }

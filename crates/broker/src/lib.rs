@@ -19,6 +19,7 @@ pub mod broker;
 mod connect;
 pub mod connection;
 mod inbound;
+pub mod limit_hits;
 pub mod limits;
 pub mod message;
 mod outbound;

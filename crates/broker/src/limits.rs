@@ -29,6 +29,9 @@ pub struct Limits {
     /// told this value as Server Keep Alive; 3.1.1 clients asking for more are
     /// refused, since 3.1.1 has no way to tell them (SlowITe, CVE-2020-13849).
     pub max_keep_alive: u16,
+    /// Smallest keep-alive granted: v5 clients asking for less are told
+    /// this value; 3.1.1 clients asking for less (but not 0) are refused.
+    pub min_keep_alive: u16,
     /// Whether a 3.1.1 client may disable keep-alive with 0. Off by default:
     /// a connection nobody checks can hold a slot forever.
     pub allow_zero_keep_alive_v3: bool,
@@ -48,6 +51,16 @@ pub struct Limits {
     pub max_subscriptions: usize,
     /// Topic levels in a name or filter.
     pub max_topic_levels: usize,
+    /// Bytes in a topic name or filter.
+    pub max_topic_len: usize,
+    /// Bytes (payload and topic, plus a fixed overhead per message) queued
+    /// and in flight for one session; beyond it new messages for that
+    /// session are dropped and counted, as with `max_queued_messages`.
+    pub max_queued_bytes: usize,
+    /// Bytes queued and in flight for all sessions together. At the budget,
+    /// the broker stops reading PUBLISH from clients until it is back under,
+    /// instead of growing.
+    pub max_queued_bytes_total: usize,
     /// How often `$SYS/broker/...` statistics are published; zero turns it off.
     pub sys_interval: Duration,
     /// Who may open a connection at all, checked at accept before anything
@@ -70,6 +83,7 @@ impl Default for Limits {
             max_inflight_out: 128,
             max_queued_messages: 10_000,
             max_keep_alive: 300,
+            min_keep_alive: 5,
             allow_zero_keep_alive_v3: false,
             topic_alias_maximum: 64,
             max_session_expiry: 7 * 24 * 3600,
@@ -80,6 +94,9 @@ impl Default for Limits {
             connect_timeout: Duration::from_secs(10),
             max_subscriptions: 1_000,
             max_topic_levels: 32,
+            max_topic_len: 1024,
+            max_queued_bytes: 16 * 1024 * 1024,
+            max_queued_bytes_total: 1024 * 1024 * 1024,
             sys_interval: Duration::from_secs(10),
             admission: AdmissionLimits::default(),
             max_publish_rate: 1_000,

@@ -96,6 +96,11 @@ pub struct PublishLimiter {
     /// Set by a refused PUBLISH: when the buckets will have refilled enough
     /// to try again. The connection reads nothing until then ("throttle").
     paused_until: Option<Instant>,
+    /// Set when a PUBLISH waits because the broker is over its memory
+    /// budget (`max_queued_bytes_total`). Kept here, with the other reason
+    /// a connection stops taking PUBLISH, so that connections that never
+    /// publish carry nothing for it.
+    pub budget_paused: bool,
 }
 
 /// Minimum interval between two log lines about one connection's hits.
@@ -111,6 +116,7 @@ impl PublishLimiter {
             last_log: None,
             unlogged: 0,
             paused_until: None,
+            budget_paused: false,
         }
     }
 

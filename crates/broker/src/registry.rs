@@ -75,10 +75,14 @@ pub(crate) fn now_ms() -> u64 {
 }
 
 impl SessionHandle {
-    pub(crate) fn new(client_id: Arc<str>, expiry_interval: u32) -> Self {
+    pub(crate) fn new(
+        client_id: Arc<str>,
+        expiry_interval: u32,
+        budget: Arc<std::sync::atomic::AtomicUsize>,
+    ) -> Self {
         SessionHandle {
             client_id,
-            state: Mutex::new(SessionState::new()),
+            state: Mutex::new(SessionState::with_budget(budget)),
             wake: Notify::new(),
             link: Mutex::new(Link {
                 expiry_interval,
@@ -120,13 +124,13 @@ impl SessionHandle {
             && now_ms().saturating_sub(self.last_progress.load(Ordering::Relaxed)) < STALL_MS
     }
 
-    /// Called by the attached connection after it drained `sent` messages
-    /// and `queued` remain.
-    pub(crate) fn drained(&self, sent: u64, queued: usize, low_water: usize) {
+    /// Called by the attached connection after it drained `sent` messages;
+    /// `below_low` when what remains is under both low-water marks.
+    pub(crate) fn drained(&self, sent: u64, below_low: bool) {
         if sent > 0 {
             self.last_progress.store(now_ms(), Ordering::Relaxed);
         }
-        if queued <= low_water && self.congested.swap(false, Ordering::AcqRel) {
+        if below_low && self.congested.swap(false, Ordering::AcqRel) {
             room().notify_waiters();
         }
     }

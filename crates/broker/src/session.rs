@@ -6,11 +6,17 @@
 //!
 //! Invariants:
 //! - `queue.len() <= max_queued` (enforced by [`SessionState::enqueue`]).
+//! - `held_bytes` is the [`cost`] of every delivery in `queue` and
+//!   `inflight`, and has been added to the shared budget counter (if any)
+//!   exactly once; it leaves the counter when a delivery leaves the session
+//!   or the session is dropped.
 //! - A packet identifier is in at most one of `inflight` entries, and never 0.
 //! - `incoming_qos2` never holds more than the Receive Maximum we announced;
 //!   the connection refuses the PUBLISH that would exceed it.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 use bulwark_codec::{QoS, SubscriptionOptions};
@@ -69,6 +75,34 @@ pub struct SessionState {
     next_packet_id: u16,
     /// Messages refused because the queue was full, since the session began.
     pub dropped: u64,
+    /// Bytes held in `queue` and `inflight` (see [`cost`]).
+    held_bytes: usize,
+    /// The broker-wide total of `held_bytes`, for the memory budget.
+    budget: Option<Arc<AtomicUsize>>,
+}
+
+/// Per-delivery bookkeeping beyond payload and topic: the `Delivery`, its
+/// share of the `Message` and the queue slot, rounded up.
+const DELIVERY_OVERHEAD: usize = 128;
+
+/// What a delivery counts against the queued-bytes limits.
+pub fn cost(d: &Delivery) -> usize {
+    d.message.payload.len() + d.message.topic.as_str().len() + DELIVERY_OVERHEAD
+}
+
+/// Why [`SessionState::enqueue`] refused a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Full {
+    Messages,
+    Bytes,
+}
+
+impl Drop for SessionState {
+    fn drop(&mut self) {
+        if let Some(b) = &self.budget {
+            b.fetch_sub(self.held_bytes, Ordering::Relaxed);
+        }
+    }
 }
 
 impl SessionState {
@@ -76,15 +110,53 @@ impl SessionState {
         Self::default()
     }
 
-    /// Queues a message. Returns false, counting the drop, when the queue is
-    /// already at `max_queued`.
-    pub fn enqueue(&mut self, delivery: Delivery, max_queued: usize) -> bool {
+    /// A session whose held bytes also count in the broker-wide `budget`.
+    pub fn with_budget(budget: Arc<AtomicUsize>) -> Self {
+        let mut s = Self::default();
+        s.budget = Some(budget);
+        s
+    }
+
+    fn charge(&mut self, d: &Delivery) {
+        let c = cost(d);
+        self.held_bytes += c;
+        if let Some(b) = &self.budget {
+            b.fetch_add(c, Ordering::Relaxed);
+        }
+    }
+
+    fn release(&mut self, d: &Delivery) {
+        let c = cost(d).min(self.held_bytes);
+        self.held_bytes -= c;
+        if let Some(b) = &self.budget {
+            b.fetch_sub(c, Ordering::Relaxed);
+        }
+    }
+
+    pub fn held_bytes(&self) -> usize {
+        self.held_bytes
+    }
+
+    /// Queues a message. Refuses it, counting the drop, when the queue
+    /// already holds `max_queued` messages or the message would take the
+    /// session past `max_bytes`.
+    pub fn enqueue(
+        &mut self,
+        delivery: Delivery,
+        max_queued: usize,
+        max_bytes: usize,
+    ) -> Result<(), Full> {
         if self.queue.len() >= max_queued {
             self.dropped += 1;
-            return false;
+            return Err(Full::Messages);
         }
+        if self.held_bytes + cost(&delivery) > max_bytes {
+            self.dropped += 1;
+            return Err(Full::Bytes);
+        }
+        self.charge(&delivery);
         self.queue.push_back(delivery);
-        true
+        Ok(())
     }
 
     pub fn queued(&self) -> usize {
@@ -102,7 +174,9 @@ impl SessionState {
     /// Drops the front message without sending it (expired or too large for
     /// the client); the caller counts why.
     pub fn discard_front(&mut self) -> Option<Delivery> {
-        self.queue.pop_front()
+        let d = self.queue.pop_front()?;
+        self.release(&d);
+        Some(d)
     }
 
     /// Takes the next message that may be sent now: QoS 0 always, QoS 1/2
@@ -118,12 +192,15 @@ impl SessionState {
         loop {
             let front = self.queue.front()?;
             if front.message.is_expired(now) {
-                self.queue.pop_front();
+                if let Some(d) = self.queue.pop_front() {
+                    self.release(&d);
+                }
                 *expired += 1;
                 continue;
             }
             if front.qos == QoS::AtMostOnce {
                 let delivery = self.queue.pop_front()?;
+                self.release(&delivery);
                 return Some(ToSend {
                     packet_id: 0,
                     delivery,
@@ -172,7 +249,7 @@ impl SessionState {
     pub fn on_puback(&mut self, packet_id: u16) -> AckResult {
         match self.position(packet_id, OutState::Published) {
             Some(i) if self.inflight.get(i).map(|o| o.delivery.qos) == Some(QoS::AtLeastOnce) => {
-                self.inflight.remove(i);
+                self.remove_inflight(i);
                 AckResult::Done
             }
             _ => AckResult::UnknownId,
@@ -190,7 +267,7 @@ impl SessionState {
             return AckResult::UnknownId;
         };
         if is_error {
-            self.inflight.remove(i);
+            self.remove_inflight(i);
             return AckResult::Done;
         }
         match self.inflight.get_mut(i) {
@@ -205,10 +282,16 @@ impl SessionState {
     pub fn on_pubcomp(&mut self, packet_id: u16) -> AckResult {
         match self.position(packet_id, OutState::Released) {
             Some(i) => {
-                self.inflight.remove(i);
+                self.remove_inflight(i);
                 AckResult::Done
             }
             None => AckResult::UnknownId,
+        }
+    }
+
+    fn remove_inflight(&mut self, i: usize) {
+        if let Some(o) = self.inflight.remove(i) {
+            self.release(&o.delivery);
         }
     }
 
@@ -243,6 +326,9 @@ impl SessionState {
             }
         }
         self.inflight = kept;
+        for d in &taken {
+            self.release(d);
+        }
         taken
     }
 
@@ -316,9 +402,14 @@ mod tests {
     fn queue_is_bounded_and_drops_are_counted() {
         let mut s = SessionState::new();
         for _ in 0..3 {
-            assert!(s.enqueue(delivery(QoS::AtMostOnce, None), 3));
+            assert!(s
+                .enqueue(delivery(QoS::AtMostOnce, None), 3, usize::MAX)
+                .is_ok());
         }
-        assert!(!s.enqueue(delivery(QoS::AtMostOnce, None), 3));
+        assert_eq!(
+            s.enqueue(delivery(QoS::AtMostOnce, None), 3, usize::MAX),
+            Err(Full::Messages)
+        );
         assert_eq!(s.dropped, 1);
         assert_eq!(s.queued(), 3);
     }
@@ -329,7 +420,7 @@ mod tests {
         let mut s = SessionState::new();
         let mut expired = 0;
         for _ in 0..3 {
-            s.enqueue(delivery(QoS::AtLeastOnce, None), 10);
+            let _ = s.enqueue(delivery(QoS::AtLeastOnce, None), 10, usize::MAX);
         }
         let a = s.next_to_send(now, 2, &mut expired).expect("first");
         let b = s.next_to_send(now, 2, &mut expired).expect("second");
@@ -345,8 +436,8 @@ mod tests {
         let now = Instant::now();
         let mut s = SessionState::new();
         let mut expired = 0;
-        s.enqueue(delivery(QoS::ExactlyOnce, None), 10);
-        s.enqueue(delivery(QoS::ExactlyOnce, None), 10);
+        let _ = s.enqueue(delivery(QoS::ExactlyOnce, None), 10, usize::MAX);
+        let _ = s.enqueue(delivery(QoS::ExactlyOnce, None), 10, usize::MAX);
         let a = s.next_to_send(now, 10, &mut expired).expect("a");
         let b = s.next_to_send(now, 10, &mut expired).expect("b");
         assert_eq!(s.on_puback(a.packet_id), AckResult::UnknownId);
@@ -371,14 +462,50 @@ mod tests {
         let now = Instant::now();
         let mut s = SessionState::new();
         let mut expired = 0;
-        s.enqueue(delivery(QoS::AtLeastOnce, Some(now)), 10);
-        s.enqueue(
+        let _ = s.enqueue(delivery(QoS::AtLeastOnce, Some(now)), 10, usize::MAX);
+        let _ = s.enqueue(
             delivery(QoS::AtLeastOnce, Some(now + Duration::from_secs(5))),
             10,
+            usize::MAX,
         );
         let sent = s.next_to_send(now, 10, &mut expired).expect("live one");
         assert_eq!(expired, 1);
         assert_eq!(sent.delivery.message.remaining_expiry(now), Some(5));
+    }
+
+    #[test]
+    fn queued_bytes_are_bounded_and_returned_to_the_budget() {
+        let budget = Arc::new(AtomicUsize::new(0));
+        let one = cost(&delivery(QoS::AtLeastOnce, None));
+        let mut s = SessionState::with_budget(budget.clone());
+        for _ in 0..3 {
+            assert!(s
+                .enqueue(delivery(QoS::AtLeastOnce, None), 100, 3 * one)
+                .is_ok());
+        }
+        assert_eq!(
+            s.enqueue(delivery(QoS::AtLeastOnce, None), 100, 3 * one),
+            Err(Full::Bytes)
+        );
+        assert_eq!(budget.load(Ordering::Relaxed), 3 * one);
+        let now = Instant::now();
+        let mut expired = 0;
+        // In flight still counts; acknowledged does not.
+        let sent = s.next_to_send(now, 10, &mut expired).expect("one");
+        assert_eq!(s.held_bytes(), 3 * one);
+        assert_eq!(s.on_puback(sent.packet_id), AckResult::Done);
+        assert_eq!(s.held_bytes(), 2 * one);
+        assert_eq!(budget.load(Ordering::Relaxed), 2 * one);
+        let taken = s.take_where(|_| true);
+        assert_eq!(taken.len(), 2);
+        assert_eq!(budget.load(Ordering::Relaxed), 0);
+        let _ = s.enqueue(delivery(QoS::AtLeastOnce, None), 100, 3 * one);
+        drop(s);
+        assert_eq!(
+            budget.load(Ordering::Relaxed),
+            0,
+            "dropping the session returns its bytes"
+        );
     }
 
     #[test]
@@ -398,7 +525,7 @@ mod tests {
         let mut expired = 0;
         s.next_packet_id = u16::MAX - 1;
         for _ in 0..3 {
-            s.enqueue(delivery(QoS::AtLeastOnce, None), 10);
+            let _ = s.enqueue(delivery(QoS::AtLeastOnce, None), 10, usize::MAX);
         }
         let ids: Vec<u16> = (0..3)
             .filter_map(|_| s.next_to_send(now, 10, &mut expired))

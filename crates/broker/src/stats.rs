@@ -31,6 +31,9 @@ pub struct Stats {
     /// connection had to wait ("throttle"), or was closed ("disconnect").
     pub publish_rate_limited: AtomicU64,
     pub publish_rate_disconnects: AtomicU64,
+    /// Every limit a client ran into, by kind; each hit is also a security
+    /// event.
+    pub limits: crate::limit_hits::LimitHits,
 }
 
 impl Stats {

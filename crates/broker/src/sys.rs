@@ -10,6 +10,7 @@ use bulwark_topic::TopicName;
 use bytes::Bytes;
 
 use crate::broker::Broker;
+use crate::limit_hits::LimitKind;
 use crate::message::Message;
 use crate::stats::Stats;
 
@@ -17,7 +18,7 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 pub(crate) fn publish_stats(broker: &Broker) {
     let s = broker.stats();
-    let figures: [(&str, String); 21] = [
+    let mut figures: Vec<(String, String)> = [
         ("version", format!("bulwark {VERSION}")),
         ("uptime", format!("{} seconds", broker.uptime().as_secs())),
         ("clients/connected", broker.connected_clients().to_string()),
@@ -75,7 +76,18 @@ pub(crate) fn publish_stats(broker: &Broker) {
             "publish/rate_disconnects",
             Stats::get(&s.publish_rate_disconnects).to_string(),
         ),
-    ];
+        ("memory/queued_bytes", broker.queued_bytes().to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    // Every limit clients ran into, by its configuration key.
+    for kind in LimitKind::ALL {
+        figures.push((
+            format!("limits/{}", kind.key()),
+            s.limits.count(kind).to_string(),
+        ));
+    }
     for (name, value) in figures {
         let Ok(topic) = TopicName::new(format!("$SYS/broker/{name}")) else {
             continue;

@@ -249,22 +249,37 @@ impl<'t> Section<'t> {
     }
 }
 
-/// The known key sharing the longest prefix with a misspelt one.
+/// The known key nearest to a misspelt one (edit distance), if it is near
+/// enough to be a likely typo.
 fn closest<'a>(key: &str, known: &[&'a str]) -> Option<&'a str> {
     known
         .iter()
-        .map(|k| {
-            (
-                k.chars()
-                    .zip(key.chars())
-                    .take_while(|(a, b)| a == b)
-                    .count(),
-                *k,
-            )
-        })
-        .filter(|(n, _)| *n >= 3)
-        .max_by_key(|(n, _)| *n)
+        .map(|k| (edit_distance(key, k), *k))
+        .filter(|(d, k)| *d <= (k.len() / 3).max(2))
+        .min_by_key(|(d, _)| *d)
         .map(|(_, k)| k)
+}
+
+/// Levenshtein distance over chars, one row at a time.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row.first().copied().unwrap_or(0);
+        if let Some(first) = row.first_mut() {
+            *first = i + 1;
+        }
+        for (j, cb) in b.iter().enumerate() {
+            let above = row.get(j + 1).copied().unwrap_or(0);
+            let left = row.get(j).copied().unwrap_or(0);
+            let value = (prev + usize::from(ca != *cb)).min(above + 1).min(left + 1);
+            prev = above;
+            if let Some(cell) = row.get_mut(j + 1) {
+                *cell = value;
+            }
+        }
+    }
+    row.last().copied().unwrap_or(0)
 }
 
 const BROKER_KEYS: &[&str] = &[
@@ -274,6 +289,7 @@ const BROKER_KEYS: &[&str] = &[
     "max_inflight_out",
     "max_queued_messages",
     "max_keep_alive",
+    "min_keep_alive",
     "allow_zero_keep_alive_v3",
     "topic_alias_maximum",
     "max_session_expiry",
@@ -284,6 +300,9 @@ const BROKER_KEYS: &[&str] = &[
     "connect_timeout",
     "max_subscriptions",
     "max_topic_levels",
+    "max_topic_len",
+    "max_queued_bytes",
+    "max_queued_bytes_total",
     "sys_interval",
     "max_connections",
     "max_connections_per_address",
@@ -344,6 +363,40 @@ fn read_broker(ctx: &mut Ctx, table: &Table) -> (Limits, usize) {
         max_keep_alive: cast(
             s.int(ctx, "max_keep_alive", d.max_keep_alive.into(), 1, 65_535),
             d.max_keep_alive,
+        ),
+        min_keep_alive: cast(
+            s.int(ctx, "min_keep_alive", d.min_keep_alive.into(), 0, 65_535),
+            d.min_keep_alive,
+        ),
+        max_topic_len: cast(
+            s.int(
+                ctx,
+                "max_topic_len",
+                cast(d.max_topic_len as i64, 0),
+                1,
+                65_535,
+            ),
+            d.max_topic_len,
+        ),
+        max_queued_bytes: cast(
+            s.int(
+                ctx,
+                "max_queued_bytes",
+                cast(d.max_queued_bytes as i64, 0),
+                1024,
+                1 << 40,
+            ),
+            d.max_queued_bytes,
+        ),
+        max_queued_bytes_total: cast(
+            s.int(
+                ctx,
+                "max_queued_bytes_total",
+                cast(d.max_queued_bytes_total as i64, 0),
+                1024,
+                1 << 44,
+            ),
+            d.max_queued_bytes_total,
         ),
         allow_zero_keep_alive_v3: s.bool(
             ctx,

@@ -248,6 +248,13 @@ fn documented_defaults_match_the_code() {
         ("max_inflight_out", d.max_inflight_out.to_string()),
         ("max_queued_messages", d.max_queued_messages.to_string()),
         ("max_keep_alive", d.max_keep_alive.to_string()),
+        ("min_keep_alive", d.min_keep_alive.to_string()),
+        ("max_topic_len", d.max_topic_len.to_string()),
+        ("max_queued_bytes", d.max_queued_bytes.to_string()),
+        (
+            "max_queued_bytes_total",
+            d.max_queued_bytes_total.to_string(),
+        ),
         (
             "allow_zero_keep_alive_v3",
             d.allow_zero_keep_alive_v3.to_string(),

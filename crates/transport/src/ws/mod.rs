@@ -137,6 +137,12 @@ async fn read_head<S: AsyncRead + Unpin>(
         }
         let scanned = buf.len();
         buf.extend_from_slice(dst.get(..n).unwrap_or_default());
+        // Every HTTP method starts with a capital letter; anything else (an
+        // MQTT CONNECT sent to a WebSocket port, a TLS record to a plain
+        // one) is refused at once instead of waiting out the timeout.
+        if !buf.first().is_some_and(u8::is_ascii_uppercase) {
+            return Err(WsError::MalformedRequestLine);
+        }
         if let Some(end) = handshake::head_end(&buf, scanned)? {
             return Ok((buf, end));
         }
