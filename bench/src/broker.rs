@@ -13,6 +13,8 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
+use crate::tls::ListenerTls;
+
 /// How long a broker may take to accept its first TCP connection.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -43,6 +45,8 @@ pub struct Running {
     child: Child,
     pub pid: u32,
     pub addr: SocketAddr,
+    /// The `mqtts` listener, when one was asked for.
+    pub tls_addr: Option<SocketAddr>,
     log: PathBuf,
 }
 
@@ -103,10 +107,20 @@ fn free_port() -> Result<u16> {
 }
 
 /// Starts `spec` on a fresh loopback port, pinned to `cpus` (a taskset list such as "0" or
-/// "0,1"), and waits until the port accepts connections.
-pub async fn start(spec: &Spec, cpus: &str, workdir: &Path) -> Result<Running> {
+/// "0,1"), and waits until the port accepts connections. With `tls`, the broker also gets an
+/// MQTT-over-TLS listener on a second port.
+pub async fn start(
+    spec: &Spec,
+    cpus: &str,
+    workdir: &Path,
+    tls: Option<ListenerTls<'_>>,
+) -> Result<Running> {
     let port = free_port()?;
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let tls_addr = match tls {
+        Some(_) => Some(SocketAddr::from(([127, 0, 0, 1], free_port()?))),
+        None => None,
+    };
     let log = workdir.join(format!("{}-{port}.log", spec.kind));
     let mut cmd = Command::new("taskset");
     cmd.arg("-c").arg(cpus).arg(&spec.binary);
@@ -115,11 +129,11 @@ pub async fn start(spec: &Spec, cpus: &str, workdir: &Path) -> Result<Running> {
             // Only the listener and anonymous access are set: every other limit keeps the
             // default a user gets (max_queued_messages 1000, max_inflight_messages 20).
             let conf = workdir.join(format!("mosquitto-{port}.conf"));
-            std::fs::write(
-                &conf,
-                format!("listener {port} 127.0.0.1\nallow_anonymous true\n"),
-            )
-            .with_context(|| format!("writing {}", conf.display()))?;
+            let mut text = format!("listener {port} 127.0.0.1\nallow_anonymous true\n");
+            if let (Some(tls), Some(tls_addr)) = (tls, tls_addr) {
+                text.push_str(&mosquitto_tls(tls, tls_addr));
+            }
+            std::fs::write(&conf, text).with_context(|| format!("writing {}", conf.display()))?;
             cmd.arg("-c").arg(conf);
         }
         Kind::Bulwark => {
@@ -129,17 +143,17 @@ pub async fn start(spec: &Spec, cpus: &str, workdir: &Path) -> Result<Running> {
             // And the per-connection publish limits (1,000 msg/s, 1 MiB/s): the throughput
             // scenarios publish ~2M msg/s over a few connections, far above them by design.
             let conf = workdir.join(format!("bulwark-{port}.toml"));
-            std::fs::write(
-                &conf,
-                format!(
-                    "[broker]\nmax_connections_per_address = 1000000\n\
-                     connection_rate_per_address = 1000000\nconnection_rate_total = 1000000\n\
-                     max_pending_connects = 1000000\n\
-                     max_publish_rate = 100000000\nmax_publish_bandwidth = 4000000000\n\n\
-                     [[listener]]\nname = \"bench\"\nbind = \"{addr}\"\nallow_anonymous = true\n"
-                ),
-            )
-            .with_context(|| format!("writing {}", conf.display()))?;
+            let mut text = format!(
+                "[broker]\nmax_connections_per_address = 1000000\n\
+                 connection_rate_per_address = 1000000\nconnection_rate_total = 1000000\n\
+                 max_pending_connects = 1000000\n\
+                 max_publish_rate = 100000000\nmax_publish_bandwidth = 4000000000\n\n\
+                 [[listener]]\nname = \"bench\"\nbind = \"{addr}\"\nallow_anonymous = true\n"
+            );
+            if let (Some(tls), Some(tls_addr)) = (tls, tls_addr) {
+                text.push_str(&bulwark_tls(tls, tls_addr));
+            }
+            std::fs::write(&conf, text).with_context(|| format!("writing {}", conf.display()))?;
             cmd.arg("serve").arg("--config").arg(conf);
         }
     }
@@ -156,13 +170,60 @@ pub async fn start(spec: &Spec, cpus: &str, workdir: &Path) -> Result<Running> {
         child,
         pid,
         addr,
+        tls_addr,
         log,
     };
     wait_ready(&mut running).await?;
     Ok(running)
 }
 
+/// Mosquitto's TLS listener: server certificate, TLS 1.2 or later (mosquitto 2.x reads
+/// `tls_version` as the minimum), and for mutual TLS a required client certificate whose common
+/// name becomes the username.
+fn mosquitto_tls(tls: ListenerTls<'_>, at: SocketAddr) -> String {
+    let mut s = format!(
+        "\nlistener {} 127.0.0.1\ncafile {}\ncertfile {}\nkeyfile {}\ntls_version tlsv1.2\n",
+        at.port(),
+        tls.pki.ca.display(),
+        tls.pki.server_cert.display(),
+        tls.pki.server_key.display(),
+    );
+    if tls.client_certs {
+        s.push_str("require_certificate true\nuse_identity_as_username true\n");
+    }
+    s
+}
+
+/// Bulwark's `mqtts` listener, configured as Mosquitto's. With client certificates anonymous
+/// access is off: the certificate is the identity. Without, anonymous access is on, as for the
+/// plain listener (loopback only).
+fn bulwark_tls(tls: ListenerTls<'_>, at: SocketAddr) -> String {
+    let path = |p: &Path| format!("{:?}", p.display().to_string());
+    let mut s = format!(
+        "\n[[listener]]\nname = \"bench-tls\"\nkind = \"mqtts\"\nbind = \"{at}\"\n\
+         tls_cert = {}\ntls_key = {}\ntls_min_version = \"1.2\"\n",
+        path(&tls.pki.server_cert),
+        path(&tls.pki.server_key),
+    );
+    if tls.client_certs {
+        s.push_str(&format!(
+            "tls_ca = {}\nclient_auth = \"required\"\nallow_anonymous = false\n",
+            path(&tls.pki.ca)
+        ));
+    } else {
+        s.push_str("allow_anonymous = true\n");
+    }
+    s
+}
+
 async fn wait_ready(running: &mut Running) -> Result<()> {
+    for addr in [Some(running.addr), running.tls_addr].into_iter().flatten() {
+        wait_port(running, addr).await?;
+    }
+    Ok(())
+}
+
+async fn wait_port(running: &mut Running, addr: SocketAddr) -> Result<()> {
     let deadline = tokio::time::Instant::now() + START_TIMEOUT;
     loop {
         if let Some(status) = running.child.try_wait()? {
@@ -173,7 +234,7 @@ async fn wait_ready(running: &mut Running) -> Result<()> {
         }
         if let Ok(Ok(_probe)) = tokio::time::timeout(
             Duration::from_millis(500),
-            tokio::net::TcpStream::connect(running.addr),
+            tokio::net::TcpStream::connect(addr),
         )
         .await
         {
@@ -181,8 +242,7 @@ async fn wait_ready(running: &mut Running) -> Result<()> {
         }
         if tokio::time::Instant::now() >= deadline {
             bail!(
-                "broker did not accept on {} within {START_TIMEOUT:?}; its output: {}",
-                running.addr,
+                "broker did not accept on {addr} within {START_TIMEOUT:?}; its output: {}",
                 running.log_tail()
             );
         }

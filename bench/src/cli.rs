@@ -10,9 +10,10 @@ pub const USAGE: &str = "\
 usage: bulwark-bench --bulwark PATH [--mosquitto PATH] [--scenarios LIST] [--seconds N]
                      [--idle-connections N] [--cpus one|both|all] [--out FILE.md]
 
-  --bulwark PATH          Bulwark binary, started as `PATH serve --bind 127.0.0.1:PORT`
+  --bulwark PATH          Bulwark binary, started as `PATH serve --config FILE` (generated)
   --mosquitto PATH        default /usr/sbin/mosquitto
-  --scenarios LIST        comma-separated; default fanin-qos0,fanin-qos1,fanout,latency,idle-memory
+  --scenarios LIST        comma-separated; default fanin-qos0,fanin-qos1,fanout,latency,
+                          idle-memory,tls-handshake,mtls-handshake,fanin-qos0-tls
   --seconds N             measuring window of the throughput and latency scenarios (default 5)
   --idle-connections N    connections opened by idle-memory (default 10000)
   --cpus one|both|all     broker on one core, on both cores, or run both (default all)
@@ -135,7 +136,7 @@ mod tests {
         let a = parse(&argv("--bulwark /b")).unwrap().unwrap();
         assert_eq!(a.seconds, 5);
         assert_eq!(a.idle_connections, 10_000);
-        assert_eq!(a.scenarios.len(), 5);
+        assert_eq!(a.scenarios, scenario::ALL.to_vec());
         assert_eq!(a.pinnings, vec![Pinning::One, Pinning::Both]);
         let a = parse(&argv(
             "--bulwark /b --scenarios latency,fanout --seconds 2 --cpus one --out r.md",

@@ -1,20 +1,24 @@
-//! Client connections: TCP with TCP_NODELAY, the CONNECT and SUBSCRIBE handshakes, a buffered
-//! frame reader, and the subscriber's read-and-drain loop shared by the scenarios.
+//! Client connections: TCP with TCP_NODELAY (optionally under TLS), the CONNECT and SUBSCRIBE
+//! handshakes, a buffered frame reader, and the subscriber's read-and-drain loop shared by the
+//! scenarios.
 //!
 //! Every await on the broker is under a timeout, so a broker that stops answering turns into an
 //! error naming what we were waiting for instead of a hung benchmark.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use bytes::{Buf, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
+use tokio_rustls::client::TlsStream;
 
 use crate::mqtt::{self, Packet};
+use crate::tls::TlsClient;
 
 /// Limit for connecting and for each handshake reply.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -28,9 +32,54 @@ pub const MAX_DRAIN: Duration = Duration::from_secs(3);
 /// Read buffer for subscribers: big, so one read syscall carries hundreds of packets.
 pub const BIG_READ: usize = 256 * 1024;
 
+/// How the bench reaches a broker's listener.
+#[derive(Clone)]
+pub enum Transport {
+    Plain,
+    /// TLS, verifying the server's certificate.
+    Tls(Arc<TlsClient>),
+    /// TLS accepting any server certificate: the handshake loop's cheaper client.
+    TlsUnverified(Arc<TlsClient>),
+}
+
+impl Transport {
+    /// The same transport without server-certificate verification.
+    pub fn unverified(&self) -> Transport {
+        match self {
+            Transport::Tls(c) | Transport::TlsUnverified(c) => Transport::TlsUnverified(c.clone()),
+            Transport::Plain => Transport::Plain,
+        }
+    }
+}
+
+/// A connection's read side. An enum rather than a boxed trait object: the plain path stays
+/// exactly what it was before TLS was added.
+enum ReadSide {
+    Plain(OwnedReadHalf),
+    Tls(ReadHalf<TlsStream<TcpStream>>),
+}
+
+/// A connection's write side; see [`send`].
+pub enum Writer {
+    Plain(OwnedWriteHalf),
+    Tls(WriteHalf<TlsStream<TcpStream>>),
+}
+
+impl Writer {
+    /// Closes our direction: FIN, preceded by a TLS close_notify on TLS.
+    pub async fn shutdown(&mut self) -> Result<()> {
+        let done = match self {
+            Writer::Plain(w) => timeout(WRITE_TIMEOUT, w.shutdown()).await,
+            Writer::Tls(w) => timeout(WRITE_TIMEOUT, w.shutdown()).await,
+        };
+        done.with_context(|| format!("shutdown not done within {WRITE_TIMEOUT:?}"))?
+            .context("shutdown failed")
+    }
+}
+
 /// The read half with its buffer; packets are decoded in place and consumed in bulk.
 pub struct FrameReader {
-    half: OwnedReadHalf,
+    half: ReadSide,
     buf: BytesMut,
     chunk: usize,
 }
@@ -41,7 +90,10 @@ impl FrameReader {
         if self.buf.capacity() - self.buf.len() < self.chunk / 2 {
             self.buf.reserve(self.chunk);
         }
-        let n = self.half.read_buf(&mut self.buf).await?;
+        let n = match &mut self.half {
+            ReadSide::Plain(h) => h.read_buf(&mut self.buf).await?,
+            ReadSide::Tls(h) => h.read_buf(&mut self.buf).await?,
+        };
         if n == 0 {
             bail!("broker closed the connection");
         }
@@ -91,29 +143,70 @@ impl FrameReader {
     }
 }
 
-/// Writes a whole batch in as few syscalls as the kernel allows.
-pub async fn send(w: &mut OwnedWriteHalf, bytes: &[u8]) -> Result<()> {
-    timeout(WRITE_TIMEOUT, w.write_all(bytes))
-        .await
+/// Writes a whole batch in as few syscalls as the kernel allows. On TLS the records are
+/// flushed too: rustls may still hold the tail of the batch when `write_all` returns.
+pub async fn send(w: &mut Writer, bytes: &[u8]) -> Result<()> {
+    let written = match w {
+        Writer::Plain(w) => timeout(WRITE_TIMEOUT, w.write_all(bytes)).await,
+        Writer::Tls(w) => {
+            timeout(WRITE_TIMEOUT, async {
+                w.write_all(bytes).await?;
+                w.flush().await
+            })
+            .await
+        }
+    };
+    written
         .with_context(|| format!("broker did not accept our bytes for {WRITE_TIMEOUT:?}"))?
         .context("write to broker failed")
 }
 
-/// Opens a TCP connection and completes CONNECT/CONNACK. `read_chunk` sizes the read buffer:
-/// big for subscribers, tiny for the idle-memory connections so the bench stays small.
+/// Opens a plain TCP connection and completes CONNECT/CONNACK. `read_chunk` sizes the read
+/// buffer: big for subscribers, tiny for the idle-memory connections so the bench stays small.
 pub async fn connect(
     addr: SocketAddr,
     client_id: &str,
     keep_alive: u16,
     read_chunk: usize,
-) -> Result<(FrameReader, OwnedWriteHalf)> {
+) -> Result<(FrameReader, Writer)> {
+    open(addr, &Transport::Plain, client_id, keep_alive, read_chunk).await
+}
+
+/// As [`connect`], over `transport`: for TLS, the full handshake comes first.
+pub async fn open(
+    addr: SocketAddr,
+    transport: &Transport,
+    client_id: &str,
+    keep_alive: u16,
+    read_chunk: usize,
+) -> Result<(FrameReader, Writer)> {
     let stream = timeout(HANDSHAKE_TIMEOUT, TcpStream::connect(addr))
         .await
         .with_context(|| format!("TCP connect to {addr} timed out"))?
         .with_context(|| format!("TCP connect to {addr} failed"))?;
     // Without it the kernel holds small writes (acks, pings) back for up to ~40 ms.
     stream.set_nodelay(true)?;
-    let (half, mut w) = stream.into_split();
+    let (half, mut w) = match transport {
+        Transport::Plain => {
+            let (r, w) = stream.into_split();
+            (ReadSide::Plain(r), Writer::Plain(w))
+        }
+        Transport::Tls(tls) | Transport::TlsUnverified(tls) => {
+            let connector = match transport {
+                Transport::TlsUnverified(_) => &tls.unverified,
+                _ => &tls.connector,
+            };
+            let stream = timeout(
+                HANDSHAKE_TIMEOUT,
+                connector.connect(tls.server_name.clone(), stream),
+            )
+            .await
+            .with_context(|| format!("TLS handshake with {addr} timed out"))?
+            .with_context(|| format!("TLS handshake with {addr} failed"))?;
+            let (r, w) = tokio::io::split(stream);
+            (ReadSide::Tls(r), Writer::Tls(w))
+        }
+    };
     let mut reader = FrameReader {
         half,
         buf: BytesMut::with_capacity(read_chunk),
@@ -135,7 +228,7 @@ pub async fn connect(
 /// Subscribes to one filter and waits for a SUBACK that grants it.
 pub async fn subscribe(
     reader: &mut FrameReader,
-    w: &mut OwnedWriteHalf,
+    w: &mut Writer,
     filter: &str,
     qos: u8,
 ) -> Result<()> {
@@ -167,7 +260,7 @@ pub struct SubCounts {
 /// clock read per batch of packets; QoS 1 messages are PUBACKed with one write per read.
 pub async fn subscribe_loop(
     reader: &mut FrameReader,
-    w: &mut OwnedWriteHalf,
+    w: &mut Writer,
     end: Instant,
     mut on_publish: impl FnMut(&[u8], Instant),
 ) -> Result<SubCounts> {

@@ -1,5 +1,5 @@
-//! fanin-qos0: several publishers flat out into one subscriber at QoS 0; also home of the QoS 0
-//! publisher loop that fanout reuses.
+//! fanin-qos0 (and fanin-qos0-tls, the same over TLS): several publishers flat out into one
+//! subscriber at QoS 0; also home of the QoS 0 publisher loop that fanout reuses.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -7,9 +7,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use bytes::BytesMut;
-use tokio::net::tcp::OwnedWriteHalf;
 
-use crate::conn::{self, FrameReader, BIG_READ};
+use crate::conn::{self, FrameReader, Transport, Writer, BIG_READ};
 use crate::fanout::Gate;
 use crate::mqtt;
 use crate::scenario::{ensure_traffic, join_all, percent, thousands, Outcome, Params};
@@ -31,7 +30,7 @@ pub struct Qos0Publisher {
 /// The read half is held only so the connection stays fully open.
 pub async fn publish_qos0(
     _reader: FrameReader,
-    mut w: OwnedWriteHalf,
+    mut w: Writer,
     cfg: Qos0Publisher,
     end: Instant,
 ) -> Result<u64> {
@@ -52,12 +51,19 @@ pub async fn publish_qos0(
     Ok(u64::from(seq))
 }
 
-pub async fn run(addr: SocketAddr, p: &Params) -> Result<Outcome> {
-    let (mut sr, mut sw) = conn::connect(addr, "bench-fanin-sub", 60, BIG_READ).await?;
+/// Runs the fan-in against `addr` over `transport`; `name` labels errors.
+pub async fn run(
+    addr: SocketAddr,
+    transport: &Transport,
+    p: &Params,
+    name: &str,
+) -> Result<Outcome> {
+    let (mut sr, mut sw) = conn::open(addr, transport, "bench-fanin-sub", 60, BIG_READ).await?;
     conn::subscribe(&mut sr, &mut sw, "bench/#", 0).await?;
     let mut pubs = Vec::new();
     for i in 0..PUBLISHERS {
-        pubs.push(conn::connect(addr, &format!("bench-fanin-pub-{i}"), 60, 1024).await?);
+        let id = format!("bench-fanin-pub-{i}");
+        pubs.push(conn::open(addr, transport, &id, 60, 1024).await?);
     }
     let window = Duration::from_secs(p.seconds);
     let end = Instant::now() + window;
@@ -78,7 +84,7 @@ pub async fn run(addr: SocketAddr, p: &Params) -> Result<Outcome> {
         .collect();
     let sent: u64 = join_all(handles).await?.iter().sum();
     let got = join_all(vec![sub]).await?.remove(0);
-    ensure_traffic(got.total, "fanin-qos0")?;
+    ensure_traffic(got.total, name)?;
     let secs = window.as_secs_f64();
     Ok(Outcome {
         cells: vec![

@@ -5,10 +5,9 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use bytes::BytesMut;
-use tokio::net::tcp::OwnedWriteHalf;
 
 use crate::broker::rss_bytes;
-use crate::conn::{self, FrameReader};
+use crate::conn::{self, FrameReader, Writer};
 use crate::mqtt::{self, Packet};
 use crate::scenario::{join_all, thousands, Outcome, Params};
 
@@ -19,7 +18,7 @@ const TASKS: usize = 8;
 /// holds them open rather than having quietly dropped them.
 const PING_EVERY: usize = 100;
 
-type Conn = (FrameReader, OwnedWriteHalf);
+type Conn = (FrameReader, Writer);
 
 async fn open_share(addr: SocketAddr, task: usize, n: usize) -> Result<Vec<Conn>> {
     let mut conns = Vec::with_capacity(n / TASKS + 1);

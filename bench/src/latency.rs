@@ -6,10 +6,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use bytes::BytesMut;
-use tokio::net::tcp::OwnedWriteHalf;
 use tokio::time::MissedTickBehavior;
 
-use crate::conn::{self, FrameReader, BIG_READ};
+use crate::conn::{self, FrameReader, Writer, BIG_READ};
 use crate::mqtt;
 use crate::scenario::{join_all, Outcome, Params};
 
@@ -23,7 +22,7 @@ const TOPIC: &str = "bench/latency";
 /// catches up instead of lowering the rate.
 async fn paced_publisher(
     _reader: FrameReader,
-    mut w: OwnedWriteHalf,
+    mut w: Writer,
     base: Instant,
     end: Instant,
 ) -> Result<u64> {

@@ -1,10 +1,11 @@
 //! bulwark-bench: runs Bulwark and Mosquitto side by side on loopback and writes a Markdown
 //! report with their ratio.
 //!
-//! Parts: `mqtt` (a minimal MQTT 3.1.1 client codec of our own), `conn` (connections,
-//! handshakes, the subscriber loop), `broker` (starting pinned brokers), one module per
-//! scenario (`fanin`, `qos1`, `fanout`, `latency`, `idle`), `report` (Markdown), `cli` and
-//! `system` (machine facts, open-file limit).
+//! Parts: `mqtt` (a minimal MQTT 3.1.1 client codec of our own), `conn` (connections, plain or
+//! TLS, handshakes, the subscriber loop), `tls` (the bench PKI and TLS client), `broker`
+//! (starting pinned brokers), one module per scenario (`fanin`, `qos1`, `fanout`, `latency`,
+//! `idle`, `handshake`), `report` (Markdown), `cli` and `system` (machine facts, open-file
+//! limit, CPU time).
 //!
 //! Each (scenario, broker, pinning) gets a fresh broker and a fresh tokio runtime whose worker
 //! threads are created after this process is pinned, so they inherit the load generator's CPUs.
@@ -15,6 +16,7 @@ mod cli;
 mod conn;
 mod fanin;
 mod fanout;
+mod handshake;
 mod idle;
 mod latency;
 mod mqtt;
@@ -22,6 +24,7 @@ mod qos1;
 mod report;
 mod scenario;
 mod system;
+mod tls;
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -31,8 +34,10 @@ use anyhow::{Context, Result};
 
 use broker::{Kind, Spec};
 use cli::{Args, Pinning};
+use conn::Transport;
 use report::{Cell, Report, ScenarioResult};
-use scenario::{Params, Scenario};
+use scenario::{Params, Scenario, Target};
+use tls::{ListenerTls, Pki};
 
 /// Extra time a scenario may take beyond its measuring window (connecting, draining, idle
 /// connections) before the run is abandoned as hung.
@@ -71,15 +76,21 @@ fn run(args: Args) -> Result<()> {
     };
     let workdir = std::env::temp_dir().join(format!("bulwark-bench-{}", std::process::id()));
     std::fs::create_dir_all(&workdir).with_context(|| format!("creating {}", workdir.display()))?;
-    let mut notes = method_notes(ncpu);
+    let mut notes = method_notes(ncpu, &args.scenarios);
     if let Some(w) = fd_warning {
         eprintln!("bulwark-bench: warning: {w}");
         notes.push(format!("**Warning:** {w}"));
     }
+    // One PKI for the whole run, shared by both brokers.
+    let pki = if args.scenarios.iter().any(|s| s.tls().is_some()) {
+        Some(tls::make_pki(&workdir).context("creating the bench PKI")?)
+    } else {
+        None
+    };
     let results = args
         .scenarios
         .iter()
-        .map(|&sc| run_scenario(sc, &args, &params, ncpu, &workdir))
+        .map(|&sc| run_scenario(sc, &args, &params, ncpu, &workdir, pki.as_ref()))
         .collect();
     // Leave the CPUs as we found them for whatever the caller runs next in this shell.
     let _ = broker::pin_self(&format!("0-{}", ncpu.saturating_sub(1)));
@@ -104,7 +115,7 @@ fn run(args: Args) -> Result<()> {
     Ok(())
 }
 
-fn method_notes(ncpu: usize) -> Vec<String> {
+fn method_notes(ncpu: usize, scenarios: &[Scenario]) -> Vec<String> {
     let mut notes = vec![
         "Each scenario starts a fresh broker on a free 127.0.0.1 port and kills it afterwards. \
          Mosquitto runs with only `listener` and `allow_anonymous true` set, so every limit is \
@@ -136,6 +147,24 @@ fn method_notes(ncpu: usize) -> Vec<String> {
          so compare ratios rather than absolute figures across runs."
             .to_string(),
     ];
+    if scenarios.iter().any(|s| s.tls().is_some()) {
+        notes.push(format!(
+            "TLS scenarios: each broker gets a second listener, for MQTT over TLS, next to the \
+             plain one. One PKI made by this tool at start (rcgen) serves both: an ECDSA P-256 \
+             CA, an ECDSA P-256 server certificate (`localhost`, 127.0.0.1) and, for mutual \
+             TLS, an ECDSA P-256 client certificate. Mosquitto: `cafile`, `certfile`, \
+             `keyfile`, `tls_version tlsv1.2` (the minimum); its TLS is OpenSSL. Bulwark: \
+             `kind = \"mqtts\"`, `tls_cert`, `tls_key`, `tls_min_version = \"1.2\"`; its TLS \
+             is rustls with the ring provider. The bench client (rustls 0.23, ring) offers \
+             {}, so both brokers negotiate the same thing, and keeps no sessions (no tickets, \
+             no resumption, no early data): every connection is a full handshake. It verifies \
+             the server certificate against the CA, except in the handshake scenarios' measured \
+             loop: there, verifying would cost the load generator two ECDSA verifications per \
+             connection (more CPU than the broker's share of a handshake) for no change in what \
+             the broker does, so that loop skips it after one verified connection.",
+            tls::OFFER
+        ));
+    }
     if ncpu < 2 {
         notes.push(format!(
             "**Only {ncpu} CPU:** the load generator could not be given its own core."
@@ -150,6 +179,7 @@ fn run_scenario(
     params: &Params,
     ncpu: usize,
     workdir: &Path,
+    pki: Option<&Pki>,
 ) -> ScenarioResult {
     let mosquitto = Spec {
         kind: Kind::Mosquitto,
@@ -161,11 +191,11 @@ fn run_scenario(
     };
     ScenarioResult {
         scenario: sc,
-        mosquitto: run_one(sc, &mosquitto, Pinning::One, params, ncpu, workdir),
+        mosquitto: run_one(sc, &mosquitto, Pinning::One, params, ncpu, workdir, pki),
         bulwark: args
             .pinnings
             .iter()
-            .map(|&p| (p, run_one(sc, &bulwark, p, params, ncpu, workdir)))
+            .map(|&p| (p, run_one(sc, &bulwark, p, params, ncpu, workdir, pki)))
             .collect(),
     }
 }
@@ -178,11 +208,12 @@ fn run_one(
     params: &Params,
     ncpu: usize,
     workdir: &Path,
+    pki: Option<&Pki>,
 ) -> Cell {
     let what = format!("{} on {} ({})", sc.name(), spec.kind, pinning.label());
     eprint!("bulwark-bench: {what} ... ");
     let started = Instant::now();
-    let result = try_run_one(sc, spec, pinning, params, ncpu, workdir)
+    let result = try_run_one(sc, spec, pinning, params, ncpu, workdir, pki)
         .with_context(|| format!("{what} failed"));
     match &result {
         Ok(o) => eprintln!(
@@ -202,7 +233,17 @@ fn try_run_one(
     params: &Params,
     ncpu: usize,
     workdir: &Path,
+    pki: Option<&Pki>,
 ) -> Result<scenario::Outcome> {
+    let listener = match (sc.tls(), pki) {
+        (Some(client_certs), Some(pki)) => Some(ListenerTls { pki, client_certs }),
+        (Some(_), None) => anyhow::bail!("no bench PKI for a TLS scenario"),
+        (None, _) => None,
+    };
+    let transport = listener
+        .map(|l| tls::client(l.pki, l.client_certs).map(Transport::Tls))
+        .transpose()
+        .context("building the TLS client")?;
     let client_cpus = pinning.client_cpus(ncpu);
     broker::pin_self(client_cpus)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -212,8 +253,13 @@ fn try_run_one(
         .context("building the tokio runtime")?;
     let limit = Duration::from_secs(params.seconds) + SCENARIO_SLACK;
     let result = rt.block_on(async {
-        let mut running = broker::start(spec, pinning.broker_cpus(), workdir).await?;
-        let outcome = tokio::time::timeout(limit, sc.run(running.addr, running.pid, params))
+        let mut running = broker::start(spec, pinning.broker_cpus(), workdir, listener).await?;
+        let target = Target {
+            addr: running.addr,
+            pid: running.pid,
+            tls: running.tls_addr.zip(transport),
+        };
+        let outcome = tokio::time::timeout(limit, sc.run(&target, params))
             .await
             .with_context(|| format!("scenario did not finish within {limit:?}"))
             .and_then(|r| r);

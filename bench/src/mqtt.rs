@@ -103,6 +103,11 @@ pub fn pingreq(buf: &mut BytesMut) {
     buf.put_u8(0);
 }
 
+pub fn disconnect(buf: &mut BytesMut) {
+    buf.put_u8(0xE0);
+    buf.put_u8(0);
+}
+
 /// Decodes the packet at the front of `buf`. Returns the packet and the number of bytes it
 /// occupies, or `None` while the frame is still incomplete.
 pub fn decode(buf: &[u8]) -> Result<Option<(Packet<'_>, usize)>> {

@@ -12,11 +12,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
 use bytes::BytesMut;
-use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::Notify;
 use tokio::time::timeout;
 
-use crate::conn::{self, FrameReader, BIG_READ, MAX_DRAIN};
+use crate::conn::{self, FrameReader, Writer, BIG_READ, MAX_DRAIN};
 use crate::fanin::PUBLISHERS;
 use crate::mqtt::{self, Packet};
 use crate::scenario::{ensure_traffic, join_all, percent, thousands, Outcome, Params};
@@ -110,7 +109,7 @@ struct PubResult {
 
 async fn publisher(
     reader: FrameReader,
-    mut w: OwnedWriteHalf,
+    mut w: Writer,
     publisher: u32,
     end: Instant,
 ) -> Result<PubResult> {

@@ -5,13 +5,22 @@ use std::net::SocketAddr;
 use anyhow::{bail, Context, Result};
 use tokio::task::JoinHandle;
 
-use crate::{fanin, fanout, idle, latency, qos1};
+use crate::conn::Transport;
+use crate::{fanin, fanout, handshake, idle, latency, qos1};
 
 /// What a scenario needs besides the broker's address.
 #[derive(Debug, Clone, Copy)]
 pub struct Params {
     pub seconds: u64,
     pub idle_connections: usize,
+}
+
+/// The broker under test as a scenario sees it.
+pub struct Target {
+    pub addr: SocketAddr,
+    pub pid: u32,
+    /// The `mqtts` listener and how to reach it, for the TLS scenarios.
+    pub tls: Option<(SocketAddr, Transport)>,
 }
 
 /// One table row's figures: display cells, and the values the ratio column compares.
@@ -28,14 +37,20 @@ pub enum Scenario {
     Fanout,
     Latency,
     IdleMemory,
+    TlsHandshake,
+    MtlsHandshake,
+    FaninQos0Tls,
 }
 
-pub const ALL: [Scenario; 5] = [
+pub const ALL: [Scenario; 8] = [
     Scenario::FaninQos0,
     Scenario::FaninQos1,
     Scenario::Fanout,
     Scenario::Latency,
     Scenario::IdleMemory,
+    Scenario::TlsHandshake,
+    Scenario::MtlsHandshake,
+    Scenario::FaninQos0Tls,
 ];
 
 impl Scenario {
@@ -53,6 +68,19 @@ impl Scenario {
             Scenario::Fanout => "fanout",
             Scenario::Latency => "latency",
             Scenario::IdleMemory => "idle-memory",
+            Scenario::TlsHandshake => "tls-handshake",
+            Scenario::MtlsHandshake => "mtls-handshake",
+            Scenario::FaninQos0Tls => "fanin-qos0-tls",
+        }
+    }
+
+    /// Whether the broker needs an `mqtts` listener, and if so whether it requires client
+    /// certificates (and the bench presents one).
+    pub fn tls(self) -> Option<bool> {
+        match self {
+            Scenario::TlsHandshake | Scenario::FaninQos0Tls => Some(false),
+            Scenario::MtlsHandshake => Some(true),
+            _ => None,
         }
     }
 
@@ -96,6 +124,33 @@ impl Scenario {
                  broker's VmRSS is read before and 1 s after. Lower is better.",
                 p.idle_connections
             ),
+            Scenario::TlsHandshake => format!(
+                "{} client tasks open connections back to back for {s} s to the broker's TLS \
+                 listener, each: TCP connect, a full TLS 1.3 handshake (ECDSA P-256 server \
+                 certificate, no session resumption, no client certificate), CONNECT/CONNACK \
+                 with a unique client id, then DISCONNECT; the client closes once the broker \
+                 has. *connections/s* counts CONNACKs received within the \
+                 window; p50/p99 are TCP connect to CONNACK; *broker CPU* and *load-gen CPU* \
+                 are CPU time (user + system, from /proc) used during the window, in % of one \
+                 core; *broker CPU µs/conn* is the broker's CPU time divided by the completed \
+                 connections. One verified connection checks the setup first; the measured \
+                 loop's client skips verifying the server's certificate and signature (see \
+                 Method).",
+                handshake::TASKS
+            ),
+            Scenario::MtlsHandshake => "As tls-handshake with mutual TLS: the listener requires a \
+                 client certificate (ECDSA P-256, from the same CA) and the client presents one, \
+                 so the broker also verifies a certificate chain and a signature per connection. \
+                 Bulwark: `client_auth = \"required\"` with `tls_ca`, `allow_anonymous = false` \
+                 (the certificate's common name is the identity). Mosquitto: `cafile`, \
+                 `require_certificate true`, `use_identity_as_username true`."
+                .to_string(),
+            Scenario::FaninQos0Tls => format!(
+                "As fanin-qos0 ({} publishers, 64-byte QoS 0 messages, one subscriber on \
+                 `bench/#`, {s} s), with every connection over TLS 1.3 to the broker's TLS \
+                 listener (no client certificates).",
+                fanin::PUBLISHERS
+            ),
         }
     }
 
@@ -127,17 +182,47 @@ impl Scenario {
                 &["bytes/conn", "RSS before", "RSS after", "connections"],
                 "bulwark/mosquitto bytes/conn (lower is better)",
             ),
+            Scenario::TlsHandshake | Scenario::MtlsHandshake => (
+                &[
+                    "connections/s",
+                    "p50 ms",
+                    "p99 ms",
+                    "failed",
+                    "broker CPU",
+                    "broker CPU µs/conn",
+                    "load-gen CPU",
+                ],
+                "bulwark/mosquitto connections/s (higher is better) / CPU µs/conn (lower is better)",
+            ),
+            Scenario::FaninQos0Tls => (
+                &["received msg/s", "sent msg/s", "loss"],
+                "bulwark/mosquitto received (higher is better)",
+            ),
         }
     }
 
     /// Runs the scenario against a started broker.
-    pub async fn run(self, addr: SocketAddr, pid: u32, p: &Params) -> Result<Outcome> {
+    pub async fn run(self, t: &Target, p: &Params) -> Result<Outcome> {
+        let addr = t.addr;
+        let tls = || {
+            t.tls
+                .as_ref()
+                .context("the broker was started without a TLS listener")
+        };
         match self {
-            Scenario::FaninQos0 => fanin::run(addr, p).await,
+            Scenario::FaninQos0 => fanin::run(addr, &Transport::Plain, p, self.name()).await,
             Scenario::FaninQos1 => qos1::run(addr, p).await,
             Scenario::Fanout => fanout::run(addr, p).await,
             Scenario::Latency => latency::run(addr, p).await,
-            Scenario::IdleMemory => idle::run(addr, pid, p).await,
+            Scenario::IdleMemory => idle::run(addr, t.pid, p).await,
+            Scenario::TlsHandshake | Scenario::MtlsHandshake => {
+                let (at, transport) = tls()?;
+                handshake::run(*at, transport, t.pid, p, self.name()).await
+            }
+            Scenario::FaninQos0Tls => {
+                let (at, transport) = tls()?;
+                fanin::run(*at, transport, p, self.name()).await
+            }
         }
     }
 }

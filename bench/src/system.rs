@@ -5,6 +5,7 @@
 
 use std::path::Path;
 use std::process::Command;
+use std::sync::OnceLock;
 
 use anyhow::{bail, Context, Result};
 
@@ -104,7 +105,56 @@ pub fn machine(mosquitto: &Path, ncpu: usize) -> Vec<String> {
         format!("Memory: {mem}"),
         format!("Kernel: Linux {kernel}"),
         format!("Mosquitto: {}", mosquitto_version(mosquitto)),
+        format!("OpenSSL (Mosquitto's TLS): {}", openssl_version()),
     ]
+}
+
+/// `openssl version`, assumed to match the libssl Mosquitto links against.
+fn openssl_version() -> String {
+    match Command::new("openssl").arg("version").output() {
+        Ok(out) if out.status.success() => String::from_utf8_lossy(&out.stdout).trim().to_string(),
+        _ => "unknown (no openssl command)".into(),
+    }
+}
+
+/// Clock ticks per second for /proc/PID/stat times (`getconf CLK_TCK`, else Linux's usual 100).
+fn clock_ticks() -> f64 {
+    static TICKS: OnceLock<f64> = OnceLock::new();
+    *TICKS.get_or_init(|| {
+        Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| {
+                String::from_utf8_lossy(&o.stdout)
+                    .trim()
+                    .parse::<f64>()
+                    .ok()
+            })
+            .filter(|t| *t > 0.0)
+            .unwrap_or(100.0)
+    })
+}
+
+/// CPU time (user + system, all threads) a process has used so far, in seconds. `who` is a pid
+/// or `self`.
+pub fn cpu_seconds(who: &str) -> Result<f64> {
+    let path = format!("/proc/{who}/stat");
+    let stat = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+    // The command name (field 2) may hold spaces; the fields after it are plain numbers.
+    let rest = stat
+        .rsplit_once(')')
+        .map(|(_, r)| r)
+        .with_context(|| format!("no ')' in {path}"))?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // fields[0] is field 3 (state); utime and stime are fields 14 and 15.
+    let ticks = |i: usize| -> Result<f64> {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .with_context(|| format!("short or odd {path}"))
+    };
+    Ok((ticks(11)? + ticks(12)?) / clock_ticks())
 }
 
 /// The first line of `mosquitto -h`, which names the version (the command itself exits non-zero).

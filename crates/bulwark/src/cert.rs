@@ -29,7 +29,7 @@ pub const USAGE: &str = "\
 usage:
   bulwark cert ca --dir DIR [--name NAME] [--days 3650]
       Create a CA (ECDSA P-256) in DIR: ca.pem and ca.key (mode 0600).
-  bulwark cert server --ca DIR --name HOST [--san HOST-OR-IP]... [--days 825]
+  bulwark cert server --ca DIR --name HOST [--san HOST-OR-IP]... [--days 365]
                       [--key-type ecdsa|ed25519] --out PREFIX
       Issue a server certificate for HOST (and each --san): PREFIX.pem and
       PREFIX.key.
@@ -45,7 +45,8 @@ Issued certificates are listed in DIR/issued.txt.";
 
 const DEFAULT_CA_NAME: &str = "Bulwark Dev CA";
 const DEFAULT_CA_DAYS: u32 = 3650;
-const DEFAULT_SERVER_DAYS: u32 = 825;
+/// Under 366 days, as the Mozilla guidelines and browsers require.
+const DEFAULT_SERVER_DAYS: u32 = 365;
 const DEFAULT_CLIENT_DAYS: u32 = 365;
 const DEFAULT_CRL_DAYS: u32 = 7;
 

@@ -20,6 +20,9 @@ usage:
   bulwark cert ca|server|client|revoke|crl ...
       A small certificate authority for tests and small sites; see
       `bulwark cert --help`.
+  bulwark user add|passwd|disable|enable|remove|totp NAME | list [--file FILE]
+      Manage the credential file (default ./users.toml); see
+      `bulwark user --help`.
   bulwark --version | --help";
 
 #[derive(Debug, PartialEq, Eq)]
@@ -34,6 +37,8 @@ pub enum Command {
     },
     /// `bulwark cert ...`; the arguments after `cert` are parsed by `cert::run`.
     Cert(Vec<String>),
+    /// `bulwark user ...`; the arguments after `user` are parsed by `user::run`.
+    User(Vec<String>),
     Help,
     Version,
 }
@@ -82,6 +87,7 @@ pub fn parse(mut args: impl Iterator<Item = String>) -> Result<Command, String> 
             })
         }
         "cert" => Ok(Command::Cert(args.collect())),
+        "user" => Ok(Command::User(args.collect())),
         other => Err(format!("unknown command '{other}'")),
     }
 }

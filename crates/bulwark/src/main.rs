@@ -4,6 +4,7 @@ mod cert;
 mod cli;
 mod config;
 mod transport;
+mod user;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -46,6 +47,7 @@ fn main() -> ExitCode {
             }
         },
         Command::Cert(args) => cert::run(&args),
+        Command::User(args) => user::run(&args),
         Command::CheckConfig { config } => match Config::load(&config) {
             Ok(cfg) => {
                 // The files a listener names are part of its configuration:
@@ -109,6 +111,9 @@ fn serve(cfg: Config, dev_ca: Option<PathBuf>) -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // Colour codes only for a terminal: in a log file or journal they
+        // are noise that breaks grep and log shippers.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let runtime = match runtime(cfg.worker_threads) {
         Ok(r) => r,

@@ -366,7 +366,7 @@ fn the_production_example_checks_and_serves_mutual_tls() {
         .args(["--bind", &format!("devices=127.0.0.1:{port}")])
         .args(["--bind", "operators=127.0.0.1:0"])
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(dir.join("broker.log")).expect("log file"))
         .spawn()
         .expect("start bulwark");
     let stdout = child.stdout.take().expect("stdout");
@@ -402,4 +402,102 @@ fn the_production_example_checks_and_serves_mutual_tls() {
         !without.status.success(),
         "a client without a certificate got in"
     );
+    // The refusal is logged with its reason and the peer.
+    let log = std::fs::read_to_string(dir.join("broker.log")).expect("log");
+    let line = log
+        .lines()
+        .find(|l| l.contains("handshake refused"))
+        .unwrap_or_else(|| panic!("no refusal logged:\n{log}"));
+    assert!(line.contains("none presented"), "{line}");
+    assert!(line.contains("peer=127.0.0.1:"), "{line}");
+    assert!(line.contains("listener=devices"), "{line}");
+}
+
+#[test]
+fn user_subcommands_manage_the_credential_file() {
+    let dir = std::env::temp_dir().join(format!("bulwark-cli-user-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let run = |args: &[&str], stdin: &str| {
+        let mut child = bulwark()
+            .current_dir(&dir)
+            .arg("user")
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run bulwark user");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(stdin.as_bytes())
+            .expect("write stdin");
+        let out = child.wait_with_output().expect("bulwark user output");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let password = "plc-Password-4711";
+
+    // The password comes from stdin (not a terminal here), never argv.
+    let (code, _, err) = run(
+        &["add", "plc-hall3-07", "--role", "telemetry-writer"],
+        &format!("{password}\n"),
+    );
+    assert_eq!(code, Some(0), "{err}");
+    let (code, _, err) = run(&["add", "op1", "--password", password], "");
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("never taken from the command line"), "{err}");
+
+    let file = dir.join("users.toml");
+    let text = std::fs::read_to_string(&file).expect("users.toml created");
+    assert!(
+        text.contains("password = \"$argon2id$v=19$m=19456,t=2,p=1$"),
+        "{text}"
+    );
+    assert!(!text.contains(password), "plaintext password in the file");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&file).expect("meta").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "users.toml mode {mode:o}");
+    }
+
+    let (code, uri, err) = run(&["totp", "plc-hall3-07"], "");
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        uri.starts_with("otpauth://totp/Bulwark:plc-hall3-07?secret="),
+        "{uri}"
+    );
+    let secret = uri
+        .split_once("secret=")
+        .and_then(|(_, r)| r.split_once('&'))
+        .map(|(s, _)| s.to_owned())
+        .expect("secret in the URI");
+
+    let (code, _, err) = run(&["disable", "plc-hall3-07"], "");
+    assert_eq!(code, Some(0), "{err}");
+    let (code, list, err) = run(&["list"], "");
+    assert_eq!(code, Some(0), "{err}");
+    assert!(list.contains("plc-hall3-07"), "{list}");
+    assert!(list.contains("disabled"), "{list}");
+    assert!(list.contains("password+totp"), "{list}");
+    assert!(list.contains("telemetry-writer"), "{list}");
+    assert!(
+        !list.contains("argon2") && !list.contains(&secret) && !list.contains(password),
+        "list shows a secret: {list}"
+    );
+
+    let text = std::fs::read_to_string(&file).expect("users.toml");
+    assert!(text.contains("enabled = false"), "{text}");
+    assert!(
+        text.contains(&format!("totp_secret = \"{secret}\"")),
+        "{text}"
+    );
+    assert!(!text.contains(password));
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -239,7 +239,10 @@ impl Ca {
         let mut params = CertificateParams::default();
         params.distinguished_name = distinguished_name(&leaf.common_name);
         params.subject_alt_names = leaf.sans.clone();
-        params.is_ca = IsCa::ExplicitNoCa;
+        // No basicConstraints at all on a leaf: an explicit cA FALSE is a
+        // DER default written out, which strict parsers (Python's
+        // cryptography, so sslyze) refuse.
+        params.is_ca = IsCa::NoCa;
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         params.extended_key_usages = vec![leaf.usage.clone()];
         params.use_authority_key_identifier_extension = true;

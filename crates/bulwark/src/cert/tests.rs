@@ -466,7 +466,7 @@ fn command_line_builds_the_requested_certificate() {
     };
     assert_eq!((ca, out), (PathBuf::from("d"), PathBuf::from("o")));
     assert_eq!(leaf.common_name, "10.0.0.5");
-    assert_eq!(leaf.days, 825);
+    assert_eq!(leaf.days, 365);
     assert_eq!(leaf.key_type, KeyType::Ed25519);
     assert_eq!(
         leaf.sans,
