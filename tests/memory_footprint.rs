@@ -22,6 +22,7 @@ async fn connection_task_and_session_stay_small() {
     let info = Arc::new(ListenerInfo {
         name: "size".into(),
         allow_anonymous: true,
+        min_factors: Default::default(),
     });
     // What the listeners spawn: the future holds the admission ticket.
     let ticket = broker

@@ -153,8 +153,14 @@ async fn identity_comes_from_the_chosen_field_and_unsafe_values_are_refused() {
     let with_uri =
         s.ca.client("uri", "ignored", Tweak::SanUri("urn:plant:plc-7"));
     assert_eq!(
-        try_client(b.addr, &s.ca.pem, Some(&with_uri), "c").await,
+        try_client(b.addr, &s.ca.pem, Some(&with_uri), "urn:plant:plc-7-a").await,
         Ok(0)
+    );
+    // The client ID is bound to the identity: another one is refused
+    // (3.1.1 return code 2).
+    assert_eq!(
+        try_client(b.addr, &s.ca.pem, Some(&with_uri), "plc-8").await,
+        Ok(2)
     );
     let without = s.ca.client("nouri", "plc-8", Tweak::None);
     assert!(try_client(b.addr, &s.ca.pem, Some(&without), "c")

@@ -64,6 +64,7 @@ pub async fn start_with_store(limits: Limits, store: Arc<dyn Store>) -> TestBrok
     let info = Arc::new(ListenerInfo {
         name: Arc::from("test"),
         allow_anonymous: true,
+        min_factors: Default::default(),
     });
     // The binary's accept loop, admission included, so integration tests
     // exercise the same path.

@@ -47,6 +47,7 @@ pub fn spec(kind: Kind, tls: Option<TlsSettings>, allow_anonymous: bool) -> List
         info: Arc::new(ListenerInfo {
             name: Arc::from(kind.scheme()),
             allow_anonymous,
+            min_factors: Default::default(),
         }),
         bind: "127.0.0.1:0".parse().expect("addr"),
         kind,

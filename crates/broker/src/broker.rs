@@ -66,6 +66,7 @@ struct Inner {
     /// Bytes queued and in flight across all sessions (see
     /// `session::cost`), against `max_queued_bytes_total`.
     queued_bytes: Arc<AtomicUsize>,
+    auth: crate::auth::Auth,
 }
 
 /// Queue levels (messages and bytes) at which a draining subscriber starts
@@ -98,6 +99,7 @@ impl Broker {
     /// from `store` and written through to it.
     pub fn new(limits: Limits, store: Arc<dyn Store>) -> Broker {
         let admission = Admission::new(limits.admission.clone());
+        let auth = crate::auth::Auth::new(limits.brute_force, limits.max_verifications);
         let broker = Broker {
             inner: Arc::new(Inner {
                 limits,
@@ -109,6 +111,7 @@ impl Broker {
                 store,
                 started: Instant::now(),
                 queued_bytes: Arc::new(AtomicUsize::new(0)),
+                auth,
             }),
         };
         broker.load_from_store();
@@ -117,6 +120,11 @@ impl Broker {
 
     pub fn limits(&self) -> &Limits {
         &self.inner.limits
+    }
+
+    /// Authentication: the credential store in force and its defences.
+    pub fn auth(&self) -> &crate::auth::Auth {
+        &self.inner.auth
     }
 
     /// Bytes queued and in flight for all sessions.
@@ -183,10 +191,23 @@ impl Broker {
     /// Attaches a new connection to the session of `client_id`, taking over
     /// any connection attached to it and discarding the session first when
     /// `clean_start` [MQTT-3.1.2-4, MQTT-3.1.4-3].
-    pub fn attach(&self, client_id: &str, clean_start: bool, expiry_interval: u32) -> Attached {
+    /// Attaches a connection of `owner` (its authenticated identity, `None`
+    /// for anonymous) to `client_id`'s session. `Err` carries the owner of
+    /// an existing session that belongs to another identity: nothing was
+    /// changed, the connection must be refused.
+    pub fn attach(
+        &self,
+        client_id: &str,
+        clean_start: bool,
+        expiry_interval: u32,
+        owner: Option<Arc<str>>,
+    ) -> Result<Attached, Option<Arc<str>>> {
         let mut sessions = lock(&self.inner.sessions);
         if let Some(existing) = sessions.get(client_id).cloned() {
             let mut link = existing.link();
+            if link.owner != owner {
+                return Err(link.owner.clone());
+            }
             // Whatever connection is attached must go: a resumed session
             // gets a new generation, a discarded one keeps none.
             let kick_below = if clean_start {
@@ -209,11 +230,11 @@ impl Broker {
                 let generation = link.generation;
                 drop(link);
                 drop(sessions);
-                return Attached {
+                return Ok(Attached {
                     session: existing,
                     session_present: true,
                     generation,
-                };
+                });
             }
             drop(link);
             sessions.remove(client_id);
@@ -227,18 +248,22 @@ impl Broker {
             expiry_interval,
             self.inner.queued_bytes.clone(),
         ));
-        handle.link().generation = 1;
+        {
+            let mut link = handle.link();
+            link.generation = 1;
+            link.owner = owner;
+        }
         handle.set_online(true);
         sessions.insert(id, handle.clone());
         drop(sessions);
         if expiry_interval > 0 {
             self.persist_session(&handle);
         }
-        Attached {
+        Ok(Attached {
             session: handle,
             session_present: false,
             generation: 1,
-        }
+        })
     }
 
     /// Detaches a connection. `expiry_interval` is the value in force at

@@ -22,6 +22,19 @@ pub struct ListenerInfo {
     /// configuration can set this, and it refuses to on non-loopback
     /// listeners without an explicit override.
     pub allow_anonymous: bool,
+    /// Factors every client of this listener must prove, whatever its
+    /// identity requires (e.g. certificate on a plant-floor listener).
+    pub min_factors: bulwark_security::factor::FactorSet,
+}
+
+impl ListenerInfo {
+    pub fn new(name: &str, allow_anonymous: bool) -> Self {
+        ListenerInfo {
+            name: Arc::from(name),
+            allow_anonymous,
+            min_factors: bulwark_security::factor::FactorSet::EMPTY,
+        }
+    }
 }
 
 /// A CONNECT that passed every check.
@@ -70,8 +83,7 @@ fn over_limit(reason: ReasonCode, detail: &'static str, limit: LimitKind) -> Ref
 pub(crate) fn accept(
     c: &Connect,
     limits: &Limits,
-    listener: &ListenerInfo,
-    cert_identity: Option<&str>,
+    identity: Option<&str>,
 ) -> Result<Accepted, Refusal> {
     let v5 = c.protocol == ProtocolVersion::V5;
     if c.properties.authentication_method.is_some() {
@@ -80,21 +92,7 @@ pub(crate) fn accept(
             "enhanced authentication method not supported on this listener",
         ));
     }
-    // A verified client certificate is an identity; credentials and
-    // client-ID binding are checked on top of it by the authentication
-    // layer.
-    if !listener.allow_anonymous && cert_identity.is_none() {
-        let reason = if c.username.is_some() {
-            ReasonCode::BadUserNameOrPassword
-        } else {
-            ReasonCode::NotAuthorized
-        };
-        return Err(refuse(
-            reason,
-            "listener requires an authenticated identity",
-        ));
-    }
-    let (client_id, assigned) = client_id(c, limits)?;
+    let (client_id, assigned) = client_id(c, limits, identity)?;
     let (keep_alive, server_keep_alive) = keep_alive(c, limits)?;
     let asked = if v5 {
         c.properties.session_expiry_interval.unwrap_or(0)
@@ -120,7 +118,11 @@ pub(crate) fn accept(
     })
 }
 
-fn client_id(c: &Connect, limits: &Limits) -> Result<(String, bool), Refusal> {
+fn client_id(
+    c: &Connect,
+    limits: &Limits,
+    identity: Option<&str>,
+) -> Result<(String, bool), Refusal> {
     if c.client_id.len() > limits.max_client_id_len {
         return Err(over_limit(
             ReasonCode::ClientIdentifierNotValid,
@@ -139,17 +141,24 @@ fn client_id(c: &Connect, limits: &Limits) -> Result<(String, bool), Refusal> {
             "empty client identifier refused",
         ));
     }
-    Ok((assign_client_id(), true))
+    Ok((assign_client_id(identity), true))
 }
 
 /// A fresh identifier no client is likely to choose: a per-process random
 /// key hashed with a counter.
-fn assign_client_id() -> String {
+/// An authenticated client gets `IDENTITY-...`, which its default
+/// client-ID pattern allows.
+fn assign_client_id(identity: Option<&str>) -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     let mut h = RandomState::new().build_hasher();
     h.write_u64(n);
-    format!("bulwark-{:016x}{:04x}", h.finish(), n & 0xffff)
+    format!(
+        "{}-{:016x}{:04x}",
+        identity.unwrap_or("bulwark"),
+        h.finish(),
+        n & 0xffff
+    )
 }
 
 fn keep_alive(c: &Connect, limits: &Limits) -> Result<(u16, Option<u16>), Refusal> {

@@ -18,6 +18,7 @@ use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::admission::Ticket;
+use crate::auth::Verdict;
 use crate::broker::{Broker, PendingWill};
 pub use crate::connect::ListenerInfo;
 use crate::connect::{self, Accepted};
@@ -258,12 +259,28 @@ async fn handshake<W: AsyncWrite + Unpin>(
     let version = connect.protocol;
     let v5 = version == ProtocolVersion::V5;
     let mut out = Outbound::new(version);
-    let accepted: Accepted = match connect::accept(
-        &connect,
-        broker.limits(),
-        listener,
-        cert_identity.as_deref(),
-    ) {
+    // An empty client ID will be assigned as IDENTITY-...; the identity's
+    // client-ID pattern is checked against that prefix.
+    let claimed = cert_identity.as_deref().or(connect.username.as_deref());
+    let id_for_check = match (connect.client_id.is_empty(), claimed) {
+        (true, Some(name)) => format!("{name}-"),
+        _ => connect.client_id.clone(),
+    };
+    let identity = match broker
+        .auth()
+        .decide(&connect, &id_for_check, peer, listener, cert_identity)
+        .await
+    {
+        Verdict::Anonymous => None,
+        Verdict::Identity(id) => Some(id),
+        Verdict::Refused { reason, .. } => {
+            Stats::add(&broker.stats().auth_failures, 1);
+            out.packet(&Packet::ConnAck(connect::refusal_connack(reason)));
+            write_best_effort(writer, &out.buf).await;
+            return None;
+        }
+    };
+    let accepted: Accepted = match connect::accept(&connect, broker.limits(), identity.as_deref()) {
         Ok(a) => a,
         Err(refusal) => {
             if let Some(kind) = refusal.limit {
@@ -278,11 +295,33 @@ async fn handshake<W: AsyncWrite + Unpin>(
             return None;
         }
     };
-    let attached = broker.attach(
+    let attached = match broker.attach(
         &accepted.client_id,
         accepted.clean_start,
         accepted.expiry_interval,
-    );
+        identity,
+    ) {
+        Ok(a) => a,
+        Err(owner) => {
+            // Mosquitto #3553: a client ID is not a credential. A session
+            // stays with the identity that created it.
+            Stats::add(&broker.stats().auth_failures, 1);
+            tracing::warn!(
+                target: "bulwark::security",
+                event = "takeover_refused",
+                listener = %listener.name,
+                %peer,
+                client_id = %accepted.client_id,
+                session_owner = owner.as_deref().unwrap_or("(anonymous)"),
+                "CONNECT refused: the client ID's session belongs to another identity"
+            );
+            out.packet(&Packet::ConnAck(connect::refusal_connack(
+                ReasonCode::NotAuthorized,
+            )));
+            write_best_effort(writer, &out.buf).await;
+            return None;
+        }
+    };
     let limits = broker.limits();
     out.packet(&Packet::ConnAck(connect::connack(
         &accepted,

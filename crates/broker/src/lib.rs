@@ -15,6 +15,7 @@
 
 pub mod accept;
 pub mod admission;
+pub mod auth;
 pub mod broker;
 mod connect;
 pub mod connection;

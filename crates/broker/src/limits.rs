@@ -9,6 +9,7 @@ use bulwark_codec::QoS;
 
 pub use crate::admission::AdmissionLimits;
 pub use crate::rate::PublishLimitAction;
+pub use bulwark_security::throttle::ThrottleConfig;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
@@ -73,6 +74,12 @@ pub struct Limits {
     pub max_publish_bandwidth: u32,
     /// What happens to a connection over either publish limit.
     pub publish_limit_action: PublishLimitAction,
+    /// Delays and temporary bans after authentication failures, per source
+    /// address and per claimed identity.
+    pub brute_force: ThrottleConfig,
+    /// Password verifications (argon2id, tens of milliseconds of CPU each)
+    /// running at once; more wait their turn.
+    pub max_verifications: usize,
 }
 
 impl Default for Limits {
@@ -102,6 +109,8 @@ impl Default for Limits {
             max_publish_rate: 1_000,
             max_publish_bandwidth: 1024 * 1024,
             publish_limit_action: PublishLimitAction::Throttle,
+            brute_force: ThrottleConfig::default(),
+            max_verifications: 2,
         }
     }
 }

@@ -28,6 +28,9 @@ pub(crate) struct Link {
     pub disconnected_at: Option<Instant>,
     /// A will waiting out its delay after its connection ended.
     pub pending_will: Option<Box<PendingWill>>,
+    /// The identity that created the session (`None`: anonymous). Only
+    /// that identity may resume or take it over.
+    pub owner: Option<Arc<str>>,
 }
 
 #[derive(Debug)]

@@ -20,6 +20,9 @@ pub struct Stats {
     /// Larger than the Maximum Packet Size the subscriber announced.
     pub dropped_too_large: AtomicU64,
     pub malformed_packets: AtomicU64,
+    /// CONNECTs refused by authentication (including session takeovers
+    /// across identities).
+    pub auth_failures: AtomicU64,
     pub protocol_errors: AtomicU64,
     /// Connections closed at accept, before anything was read, by reason
     /// (see `admission`).

@@ -19,7 +19,10 @@ use bulwark_broker::Limits;
 use bulwark_codec::QoS;
 use toml_edit::{ImDocument, Item, Table, Value};
 
+mod auth;
 mod listener;
+
+pub use auth::AuthConfig;
 
 pub use listener::{anonymous_problem, Listener};
 use listener::{check_listeners, read_listener};
@@ -42,6 +45,7 @@ pub struct Config {
     pub worker_threads: usize,
     pub listeners: Vec<Listener>,
     pub log_level: String,
+    pub auth: AuthConfig,
 }
 
 /// One problem with the configuration.
@@ -480,6 +484,9 @@ fn read_broker(ctx: &mut Ctx, table: &Table) -> (Limits, usize) {
             d.max_publish_bandwidth,
         ),
         publish_limit_action: read_publish_limit_action(ctx, &mut s),
+        // Set from [auth] by the caller.
+        brute_force: d.brute_force,
+        max_verifications: d.max_verifications,
     };
     s.finish(ctx, BROKER_KEYS);
     (limits, worker_threads)
@@ -546,7 +553,7 @@ impl Config {
         };
         let root = doc.as_table();
         let empty = Table::new();
-        let used = ["broker", "listener", "log"];
+        let used = ["broker", "listener", "log", "auth"];
         let broker_table = match root.get("broker") {
             Some(Item::Table(t)) => t,
             Some(_) => {
@@ -556,7 +563,18 @@ impl Config {
             }
             None => &empty,
         };
-        let (limits, worker_threads) = read_broker(&mut ctx, broker_table);
+        let (mut limits, worker_threads) = read_broker(&mut ctx, broker_table);
+        let auth = match root.get("auth") {
+            Some(Item::Table(t)) => auth::read_auth(&mut ctx, t),
+            Some(_) => {
+                let line = ctx.line_of(root.key("auth").and_then(|k| k.span()));
+                ctx.error(line, "auth", "expected an [auth] table");
+                AuthConfig::default()
+            }
+            None => AuthConfig::default(),
+        };
+        limits.brute_force = auth.throttle;
+        limits.max_verifications = auth.max_verifications;
         let mut listeners = Vec::new();
         match root.get("listener") {
             Some(Item::ArrayOfTables(arr)) => {
@@ -596,7 +614,7 @@ impl Config {
                 ctx.error(
                     line,
                     key,
-                    "unknown section or key; known: [broker], [[listener]], [log]",
+                    "unknown section or key; known: [broker], [auth], [[listener]], [log]",
                 );
             }
         }
@@ -607,6 +625,7 @@ impl Config {
                 worker_threads,
                 listeners,
                 log_level,
+                auth,
             })
         } else {
             Err(ConfigErrors(ctx.errors))
@@ -632,6 +651,9 @@ impl Config {
                 *p = dir.join(&*p);
             }
         };
+        if let Some(c) = self.auth.credentials.as_mut() {
+            fix(c);
+        }
         for tls in self.listeners.iter_mut().filter_map(|l| l.tls.as_mut()) {
             fix(&mut tls.cert);
             fix(&mut tls.key);

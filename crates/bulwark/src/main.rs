@@ -3,6 +3,7 @@
 mod cert;
 mod cli;
 mod config;
+mod credentials;
 mod transport;
 mod user;
 
@@ -53,12 +54,17 @@ fn main() -> ExitCode {
                 // The files a listener names are part of its configuration:
                 // a key that does not match its certificate is as fatal at
                 // start as a typo.
-                let problems = transport::check_tls_files(&cfg);
+                let mut problems = transport::check_tls_files(&cfg);
+                if let Some(path) = &cfg.auth.credentials {
+                    if let Err(e) = credentials::load(path) {
+                        problems.push(e);
+                    }
+                }
                 if problems.is_empty() {
                     println!("{}: configuration is valid", config.display());
                     return ExitCode::SUCCESS;
                 }
-                eprintln!("configuration is valid, but its TLS files are not:");
+                eprintln!("configuration is valid, but files it names are not:");
                 for p in problems {
                     eprintln!("  {p}");
                 }
@@ -124,6 +130,16 @@ fn serve(cfg: Config, dev_ca: Option<PathBuf>) -> ExitCode {
     };
     runtime.block_on(async move {
         let broker = Broker::new(cfg.limits.clone(), Arc::new(MemoryStore::new()));
+        // Fail closed: without its credential file the broker does not run.
+        if let Some(path) = &cfg.auth.credentials {
+            match credentials::load(path) {
+                Ok(store) => broker.auth().set_store(Some(store)),
+                Err(e) => {
+                    eprintln!("bulwark: {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
         let bound = match transport::bind_all(&cfg).await {
             Ok(b) => b,
             Err(e) => {
@@ -134,6 +150,14 @@ fn serve(cfg: Config, dev_ca: Option<PathBuf>) -> ExitCode {
         transport::print_banner(&cfg, &bound, dev_ca.as_deref());
         tokio::spawn(broker.clone().run_housekeeping());
         let reload = ReloadTrigger::default();
+        if let Some(path) = cfg.auth.credentials.clone() {
+            tokio::spawn(credentials::watch(
+                broker.clone(),
+                path,
+                reload.clone(),
+                TLS_WATCH_INTERVAL,
+            ));
+        }
         for listener in bound {
             if let Some(tls) = listener.tls() {
                 tokio::spawn(tls.watch(reload.clone(), TLS_WATCH_INTERVAL));
@@ -189,7 +213,7 @@ async fn run_until_stopped(reload: &ReloadTrigger) {
                 _ = tokio::signal::ctrl_c() => return,
                 _ = term.recv() => return,
                 _ = hup.recv() => {
-                    tracing::info!("SIGHUP: reloading TLS material");
+                    tracing::info!("SIGHUP: reloading TLS material and credentials");
                     reload.trigger();
                 }
             }

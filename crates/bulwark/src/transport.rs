@@ -36,6 +36,7 @@ pub fn spec(l: &Listener) -> ListenerSpec {
         info: Arc::new(ListenerInfo {
             name: Arc::from(l.name.as_str()),
             allow_anonymous: l.allow_anonymous,
+            min_factors: l.min_factors,
         }),
         bind: l.bind,
         kind: l.kind,

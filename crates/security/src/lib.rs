@@ -38,6 +38,7 @@ pub mod pattern;
 mod rfc3339;
 pub mod scram;
 pub mod store;
+pub mod throttle;
 pub mod totp;
 
 pub use auth::{

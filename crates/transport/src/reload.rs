@@ -37,7 +37,7 @@ impl ReloadTrigger {
         let _ = self.0.send(());
     }
 
-    fn subscribe(&self) -> broadcast::Receiver<()> {
+    pub fn subscribe(&self) -> broadcast::Receiver<()> {
         self.0.subscribe()
     }
 }

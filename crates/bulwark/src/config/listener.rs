@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use bulwark_security::factor::FactorSet;
 use bulwark_transport::identity::IdentitySource;
 use bulwark_transport::{ClientAuth, Kind};
 use toml_edit::Table;
@@ -46,6 +47,7 @@ pub struct Listener {
     pub alpn_mqtt: bool,
     pub handshake_timeout: Duration,
     pub max_handshakes: usize,
+    pub min_factors: FactorSet,
     /// Line of the listener's table, for errors found after parsing
     /// (a `--bind` override, a port in use).
     pub line: usize,
@@ -80,6 +82,7 @@ pub const LISTENER_KEYS: &[&str] = &[
     "alpn_mqtt",
     "handshake_timeout",
     "max_handshakes",
+    "min_factors",
 ];
 
 const TLS_KEYS: &[&str] = &[
@@ -167,6 +170,24 @@ pub fn read_listener(ctx: &mut Ctx, table: &Table, index: usize) -> Option<Liste
         s.int(ctx, "max_handshakes", DEFAULT_MAX_HANDSHAKES, 1, 1024),
         1,
     );
+    let factors_line = s.line(ctx, "min_factors");
+    let factor_names = s.string_list(ctx, "min_factors");
+    let min_factors =
+        FactorSet::parse(factor_names.iter().map(String::as_str)).unwrap_or_else(|e| {
+            ctx.error(
+                factors_line,
+                &format!("{path}.min_factors"),
+                format!("unknown factor {e:?}; use any of \"certificate\", \"password\", \"totp\""),
+            );
+            FactorSet::EMPTY
+        });
+    if min_factors.has(bulwark_security::factor::Factor::Certificate) && !kind.is_tls() {
+        ctx.error(
+            factors_line,
+            &format!("{path}.min_factors"),
+            "\"certificate\" needs a TLS listener (kind = \"mqtts\" or \"wss\") with tls_ca",
+        );
+    }
     // Keys that belong to another kind of listener are mistakes, not noise.
     for (keys, ok, what) in [
         (TLS_KEYS, kind.is_tls(), "TLS"),
@@ -227,6 +248,7 @@ pub fn read_listener(ctx: &mut Ctx, table: &Table, index: usize) -> Option<Liste
         alpn_mqtt,
         handshake_timeout,
         max_handshakes,
+        min_factors,
         line,
     })
 }

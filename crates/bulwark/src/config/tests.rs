@@ -336,7 +336,11 @@ fn documented_defaults_match_the_code() {
             "docs/configuration.md lacks the row starting {row}"
         );
     }
-    for key in BROKER_KEYS.iter().chain(LISTENER_KEYS) {
+    for key in BROKER_KEYS
+        .iter()
+        .chain(LISTENER_KEYS)
+        .chain(super::auth::AUTH_KEYS)
+    {
         assert!(
             doc.contains(&format!("`{key}`")),
             "docs/configuration.md does not mention {key}"

@@ -1,0 +1,323 @@
+//! Authentication at CONNECT: who the client is, decided from its verified
+//! certificate identity, its user name and password (with a TOTP code where
+//! required) and the credential store, before a session is touched.
+//!
+//! The decision itself is `bulwark_security::auth` (sans-IO); this module
+//! adds what needs the runtime: the current store (swapped whole on
+//! reload), the TOTP replay guard that outlives reloads, brute-force delays
+//! and bans, and a bounded pool for argon2id verification so a CONNECT
+//! flood waits its turn instead of taking every thread.
+//!
+//! Every success and failure is a `bulwark::security` event with the
+//! listener, peer, claimed identity, client ID, method and reason; no
+//! password, TOTP code or hash is ever logged.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::{Duration, Instant};
+
+use bulwark_codec::{Connect, ReasonCode};
+use bulwark_security::auth::{authenticate, Decision, Presented};
+use bulwark_security::factor::{Factor, FactorSet};
+use bulwark_security::pattern::ClientIdPattern;
+use bulwark_security::store::Store;
+use bulwark_security::throttle::{Gate, Throttle, ThrottleConfig};
+use bulwark_security::totp::TotpGuard;
+use tokio::sync::Semaphore;
+
+use crate::admission::AddressKey;
+use crate::connect::ListenerInfo;
+
+/// The broker's authentication state.
+pub struct Auth {
+    store: RwLock<Option<Arc<Store>>>,
+    totp: Arc<TotpGuard>,
+    throttle: Mutex<Throttle<AddressKey>>,
+    verifications: Semaphore,
+    started: Instant,
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Auth")
+            .field("has_store", &self.store().is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The outcome for one CONNECT.
+#[derive(Debug)]
+pub(crate) enum Verdict {
+    /// No identity presented, and the listener lets such clients in.
+    Anonymous,
+    Identity(Arc<str>),
+    Refused {
+        reason: ReasonCode,
+        detail: String,
+    },
+}
+
+fn refused(reason: ReasonCode, detail: impl Into<String>) -> Verdict {
+    Verdict::Refused {
+        reason,
+        detail: detail.into(),
+    }
+}
+
+impl Auth {
+    pub fn new(throttle: ThrottleConfig, max_verifications: usize) -> Self {
+        Auth {
+            store: RwLock::new(None),
+            totp: Arc::new(TotpGuard::new()),
+            throttle: Mutex::new(Throttle::new(throttle)),
+            verifications: Semaphore::new(max_verifications.max(1)),
+            started: Instant::now(),
+        }
+    }
+
+    /// The credential store in force, if one is configured.
+    pub fn store(&self) -> Option<Arc<Store>> {
+        self.store
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Installs a (re)loaded store. New CONNECTs use it at once.
+    pub fn set_store(&self, store: Option<Arc<Store>>) {
+        *self.store.write().unwrap_or_else(PoisonError::into_inner) = store;
+    }
+
+    fn now_secs(&self) -> u64 {
+        self.started.elapsed().as_secs()
+    }
+
+    fn throttle(&self) -> std::sync::MutexGuard<'_, Throttle<AddressKey>> {
+        self.throttle.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Decides a CONNECT. `client_id` is the identifier the session will
+    /// have (for an empty one: the prefix an assigned one will start with).
+    pub(crate) async fn decide(
+        &self,
+        c: &Connect,
+        client_id: &str,
+        peer: SocketAddr,
+        listener: &ListenerInfo,
+        cert_identity: Option<Arc<str>>,
+    ) -> Verdict {
+        let verdict = self
+            .decide_inner(c, client_id, peer, listener, cert_identity.clone())
+            .await;
+        let method = match (&cert_identity, c.username.is_some(), c.password.is_some()) {
+            (Some(_), _, true) => "certificate+password",
+            (Some(_), _, false) => "certificate",
+            (None, _, true) => "password",
+            (None, true, false) => "username",
+            (None, false, false) => "none",
+        };
+        let claimed = cert_identity
+            .as_deref()
+            .or(c.username.as_deref())
+            .unwrap_or("");
+        match &verdict {
+            Verdict::Refused { reason, detail } => tracing::warn!(
+                target: "bulwark::security",
+                event = "auth_failure",
+                listener = %listener.name,
+                %peer,
+                identity = claimed,
+                client_id = %c.client_id,
+                method,
+                reason = ?reason,
+                detail = %detail,
+                "authentication refused"
+            ),
+            Verdict::Identity(id) => tracing::info!(
+                target: "bulwark::security",
+                event = "auth_success",
+                listener = %listener.name,
+                %peer,
+                identity = %id,
+                client_id = %c.client_id,
+                method,
+                "authenticated"
+            ),
+            Verdict::Anonymous => tracing::info!(
+                target: "bulwark::security",
+                event = "auth_anonymous",
+                listener = %listener.name,
+                %peer,
+                client_id = %c.client_id,
+                "anonymous client let in (listener allows it)"
+            ),
+        }
+        verdict
+    }
+
+    async fn decide_inner(
+        &self,
+        c: &Connect,
+        client_id: &str,
+        peer: SocketAddr,
+        listener: &ListenerInfo,
+        cert_identity: Option<Arc<str>>,
+    ) -> Verdict {
+        if c.properties.authentication_method.is_some() {
+            return refused(
+                ReasonCode::BadAuthenticationMethod,
+                "enhanced authentication is not offered on this listener",
+            );
+        }
+        if cert_identity.is_none() && c.username.is_none() {
+            if c.password.is_some() {
+                return refused(
+                    ReasonCode::BadUserNameOrPassword,
+                    "password without a user name",
+                );
+            }
+            if listener.allow_anonymous && listener.min_factors.is_empty() {
+                return Verdict::Anonymous;
+            }
+            return refused(
+                ReasonCode::NotAuthorized,
+                "listener requires an authenticated identity",
+            );
+        }
+        let Some(store) = self.store() else {
+            return self.without_store(c, client_id, listener, cert_identity);
+        };
+        let key = AddressKey::of(peer.ip());
+        let claimed: Option<String> = cert_identity
+            .as_deref()
+            .or(c.username.as_deref())
+            .map(str::to_owned);
+        let now = self.now_secs();
+        if let Gate::Banned { until, by_address } =
+            self.throttle().gate(key, claimed.as_deref(), now)
+        {
+            return refused(
+                ReasonCode::Banned,
+                format!(
+                    "{} banned for {} more seconds after repeated authentication failures",
+                    if by_address { "address" } else { "identity" },
+                    until.saturating_sub(now)
+                ),
+            );
+        }
+        // argon2id takes tens of milliseconds of one core: run it on the
+        // blocking pool, at most `max_verifications` at once.
+        let Ok(_permit) = self.verifications.acquire().await else {
+            return refused(ReasonCode::ServerUnavailable, "shutting down");
+        };
+        let totp = self.totp.clone();
+        let username = c.username.clone();
+        let password = c.password.clone();
+        let owned_client_id = client_id.to_owned();
+        let min = listener.min_factors;
+        let cert = cert_identity.clone();
+        let unix = unix_now();
+        let decision = tokio::task::spawn_blocking(move || {
+            authenticate(
+                &store,
+                &totp,
+                &Presented {
+                    cert_identity: cert.as_deref(),
+                    username: username.as_deref(),
+                    password: password.as_deref(),
+                    client_id: &owned_client_id,
+                    listener_min_factors: min,
+                    now_unix: unix,
+                },
+            )
+        })
+        .await;
+        match decision {
+            Ok(Decision::Allow { identity, .. }) => {
+                self.throttle().success(&identity);
+                Verdict::Identity(Arc::from(identity))
+            }
+            Ok(Decision::Deny { reason }) => {
+                let penalty = self.throttle().failure(key, claimed.as_deref(), now);
+                if penalty.banned_address || penalty.banned_identity {
+                    tracing::warn!(
+                        target: "bulwark::security",
+                        event = "ban",
+                        %peer,
+                        identity = claimed.as_deref().unwrap_or(""),
+                        address = penalty.banned_address,
+                        identity_banned = penalty.banned_identity,
+                        seconds = self.throttle().config().ban_secs,
+                        "temporary ban after repeated authentication failures"
+                    );
+                }
+                if penalty.delay_ms > 0 {
+                    tokio::time::sleep(Duration::from_millis(penalty.delay_ms)).await;
+                }
+                let code = ReasonCode::from_code(reason.reason_code_v5())
+                    .unwrap_or(ReasonCode::NotAuthorized);
+                refused(code, reason.to_string())
+            }
+            Err(e) => refused(
+                ReasonCode::UnspecifiedError,
+                format!("verification task failed: {e}"),
+            ),
+        }
+    }
+
+    /// No credential file: certificates are the only identities, held to
+    /// the default client-ID pattern.
+    fn without_store(
+        &self,
+        c: &Connect,
+        client_id: &str,
+        listener: &ListenerInfo,
+        cert_identity: Option<Arc<str>>,
+    ) -> Verdict {
+        let Some(id) = cert_identity else {
+            if listener.allow_anonymous && listener.min_factors.is_empty() {
+                // A user name we cannot check proves nothing: the client is
+                // anonymous, as if it had sent none.
+                return Verdict::Anonymous;
+            }
+            return refused(
+                ReasonCode::BadUserNameOrPassword,
+                "no credential file is configured ([auth] credentials), so user names cannot be checked",
+            );
+        };
+        if c.username.as_deref().is_some_and(|u| u != &*id) {
+            return refused(
+                ReasonCode::BadUserNameOrPassword,
+                "the user name differs from the certificate identity",
+            );
+        }
+        if c.password.is_some() {
+            return refused(
+                ReasonCode::BadUserNameOrPassword,
+                "a password was sent but no credential file is configured to check it",
+            );
+        }
+        let missing = listener
+            .min_factors
+            .without(FactorSet::of(Factor::Certificate));
+        if !missing.is_empty() {
+            return refused(
+                ReasonCode::NotAuthorized,
+                format!("listener requires {missing}, which needs a credential file"),
+            );
+        }
+        if !ClientIdPattern::default_pattern().matches(&id, client_id) {
+            return refused(
+                ReasonCode::ClientIdentifierNotValid,
+                "client identifier must be the certificate identity or start with IDENTITY-",
+            );
+        }
+        Verdict::Identity(id)
+    }
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
