@@ -17,9 +17,13 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use bulwark_codec::{Connect, ReasonCode};
-use bulwark_security::auth::{authenticate, Decision, Presented};
+use bulwark_security::auth::{
+    authenticate, authorize_scram_identity, Decision, DenyReason, Presented, ScramDecision,
+    TotpChallenge,
+};
 use bulwark_security::factor::{Factor, FactorSet};
 use bulwark_security::pattern::ClientIdPattern;
+use bulwark_security::scram::{with_totp_request, ScramServer};
 use bulwark_security::store::Store;
 use bulwark_security::throttle::{Gate, Throttle, ThrottleConfig};
 use bulwark_security::totp::TotpGuard;
@@ -166,7 +170,7 @@ impl Auth {
         if c.properties.authentication_method.is_some() {
             return refused(
                 ReasonCode::BadAuthenticationMethod,
-                "enhanced authentication is not offered on this listener",
+                "unsupported authentication method (offered: SCRAM-SHA-256, MQTT 5)",
             );
         }
         if cert_identity.is_none() && c.username.is_none() {
@@ -314,6 +318,175 @@ impl Auth {
         }
         Verdict::Identity(id)
     }
+}
+
+/// What the connection does next in a SCRAM exchange.
+pub(crate) enum ScramNext {
+    /// Proven: CONNACK with this server-final message as its data.
+    Allowed(Arc<str>, Vec<u8>),
+    /// Proven but a TOTP code is owed: send AUTH 0x18 with this data, then
+    /// read the code.
+    Totp(TotpChallenge, Vec<u8>),
+    Refused(Verdict),
+}
+
+impl Auth {
+    /// Step 1: CONNECT carried the client-first message. Returns the
+    /// server-first message for AUTH 0x18.
+    pub(crate) fn scram_start(
+        &self,
+        c: &Connect,
+        peer: SocketAddr,
+    ) -> Result<(ScramServer, Vec<u8>, Arc<Store>), Verdict> {
+        let Some(store) = self.store() else {
+            return Err(refused(
+                ReasonCode::BadAuthenticationMethod,
+                "SCRAM-SHA-256 needs a credential file ([auth] credentials)",
+            ));
+        };
+        let first = c
+            .properties
+            .authentication_data
+            .as_deref()
+            .unwrap_or_default();
+        let lookup_store = store.clone();
+        let (server, server_first) =
+            ScramServer::start(first, |user| lookup_store.scram_credential(user)).map_err(|e| {
+                let reason = DenyReason::Scram(e);
+                refused(code_of(&reason), reason.to_string())
+            })?;
+        let now = self.now_secs();
+        let gate = self.throttle().gate(
+            AddressKey::of(peer.ip()),
+            Some(server.claimed_identity()),
+            now,
+        );
+        if let Gate::Banned { until, .. } = gate {
+            return Err(refused(
+                ReasonCode::Banned,
+                format!(
+                    "banned for {} more seconds after repeated authentication failures",
+                    until.saturating_sub(now)
+                ),
+            ));
+        }
+        Ok((server, server_first, store))
+    }
+
+    /// Step 2: the client-final message. Checks the proof, then everything
+    /// else about the identity.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn scram_finish(
+        &self,
+        server: ScramServer,
+        store: &Store,
+        client_final: &[u8],
+        client_id: &str,
+        cert_identity: Option<&str>,
+        listener: &ListenerInfo,
+        peer: SocketAddr,
+    ) -> ScramNext {
+        let claimed = server.claimed_identity().to_owned();
+        let (identity, server_final) = match server.finish(client_final) {
+            Ok(x) => x,
+            Err(e) => {
+                let reason = DenyReason::Scram(e);
+                return ScramNext::Refused(self.failed(peer, Some(&claimed), &reason).await);
+            }
+        };
+        match authorize_scram_identity(
+            store,
+            &identity,
+            client_id,
+            cert_identity,
+            listener.min_factors,
+            unix_now(),
+        ) {
+            ScramDecision::Allow { identity, .. } => {
+                self.throttle().success(&identity);
+                ScramNext::Allowed(Arc::from(identity), server_final)
+            }
+            ScramDecision::TotpRequired(challenge) => {
+                ScramNext::Totp(challenge, with_totp_request(server_final))
+            }
+            ScramDecision::Deny { reason } => {
+                ScramNext::Refused(self.failed(peer, Some(&identity), &reason).await)
+            }
+        }
+    }
+
+    /// Step 3 (when required): the TOTP code from the client's AUTH.
+    pub(crate) async fn scram_totp(
+        &self,
+        challenge: TotpChallenge,
+        store: &Store,
+        code: &[u8],
+        peer: SocketAddr,
+    ) -> Verdict {
+        let name = challenge.identity().to_owned();
+        match challenge.complete(store, &self.totp, code, unix_now()) {
+            Decision::Allow { identity, .. } => {
+                self.throttle().success(&identity);
+                Verdict::Identity(Arc::from(identity))
+            }
+            Decision::Deny { reason } => self.failed(peer, Some(&name), &reason).await,
+        }
+    }
+
+    /// Counts a failure, applies its delay, and says how to refuse.
+    async fn failed(
+        &self,
+        peer: SocketAddr,
+        claimed: Option<&str>,
+        reason: &DenyReason,
+    ) -> Verdict {
+        let now = self.now_secs();
+        let penalty = self
+            .throttle()
+            .failure(AddressKey::of(peer.ip()), claimed, now);
+        if penalty.delay_ms > 0 {
+            tokio::time::sleep(Duration::from_millis(penalty.delay_ms)).await;
+        }
+        refused(code_of(reason), reason.to_string())
+    }
+
+    /// Logs the outcome of an enhanced-authentication exchange.
+    pub(crate) fn log_scram(
+        &self,
+        verdict: &Verdict,
+        c: &Connect,
+        peer: SocketAddr,
+        listener: &ListenerInfo,
+    ) {
+        match verdict {
+            Verdict::Identity(id) => tracing::info!(
+                target: "bulwark::security",
+                event = "auth_success",
+                listener = %listener.name,
+                %peer,
+                identity = %id,
+                client_id = %c.client_id,
+                method = "scram-sha-256",
+                "authenticated"
+            ),
+            Verdict::Refused { reason, detail } => tracing::warn!(
+                target: "bulwark::security",
+                event = "auth_failure",
+                listener = %listener.name,
+                %peer,
+                client_id = %c.client_id,
+                method = "scram-sha-256",
+                reason = ?reason,
+                detail = %detail,
+                "authentication refused"
+            ),
+            Verdict::Anonymous => {}
+        }
+    }
+}
+
+fn code_of(reason: &DenyReason) -> ReasonCode {
+    ReasonCode::from_code(reason.reason_code_v5()).unwrap_or(ReasonCode::NotAuthorized)
 }
 
 fn unix_now() -> i64 {

@@ -86,12 +86,7 @@ pub(crate) fn accept(
     identity: Option<&str>,
 ) -> Result<Accepted, Refusal> {
     let v5 = c.protocol == ProtocolVersion::V5;
-    if c.properties.authentication_method.is_some() {
-        return Err(refuse(
-            ReasonCode::BadAuthenticationMethod,
-            "enhanced authentication method not supported on this listener",
-        ));
-    }
+    // Authentication (enhanced or not) was decided before this runs.
     let (client_id, assigned) = client_id(c, limits, identity)?;
     let (keep_alive, server_keep_alive) = keep_alive(c, limits)?;
     let asked = if v5 {

@@ -18,7 +18,7 @@ use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::admission::Ticket;
-use crate::auth::Verdict;
+use crate::auth::{ScramNext, Verdict};
 use crate::broker::{Broker, PendingWill};
 pub use crate::connect::ListenerInfo;
 use crate::connect::{self, Accepted};
@@ -177,6 +177,7 @@ async fn serve_inner<R, W>(
         peer,
         &listener,
         cert_identity,
+        (&mut reader, &mut rbuf),
         &mut writer,
     ))
     .await
@@ -230,7 +231,7 @@ async fn read_frame<R: AsyncRead + Unpin>(
 
 /// CONNECT → CONNACK. On refusal the CONNACK (when the version is known) is
 /// written here and `None` returned.
-async fn handshake<W: AsyncWrite + Unpin>(
+async fn handshake<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
     broker: &Broker,
     frame: bytes::Bytes,
     peer: SocketAddr,
@@ -238,6 +239,7 @@ async fn handshake<W: AsyncWrite + Unpin>(
     // By value: a borrow would keep it alive in every idle connection's
     // task for the connection's whole life.
     cert_identity: Option<Arc<str>>,
+    input: (&mut R, &mut BytesMut),
     writer: &mut W,
 ) -> Option<Conn> {
     let version_hint = peek_connect_version(&frame);
@@ -266,11 +268,31 @@ async fn handshake<W: AsyncWrite + Unpin>(
         (true, Some(name)) => format!("{name}-"),
         _ => connect.client_id.clone(),
     };
-    let identity = match broker
-        .auth()
-        .decide(&connect, &id_for_check, peer, listener, cert_identity)
-        .await
-    {
+    let scram = v5
+        && connect.properties.authentication_method.as_deref()
+            == Some(bulwark_security::scram::MECHANISM);
+    let mut server_final = None;
+    let verdict = if scram {
+        let (verdict, last) = Box::pin(scram_exchange(
+            broker,
+            &connect,
+            &id_for_check,
+            peer,
+            listener,
+            cert_identity,
+            input,
+            writer,
+        ))
+        .await;
+        server_final = last;
+        verdict
+    } else {
+        broker
+            .auth()
+            .decide(&connect, &id_for_check, peer, listener, cert_identity)
+            .await
+    };
+    let identity = match verdict {
         Verdict::Anonymous => None,
         Verdict::Identity(id) => Some(id),
         Verdict::Refused { reason, .. } => {
@@ -323,12 +345,14 @@ async fn handshake<W: AsyncWrite + Unpin>(
         }
     };
     let limits = broker.limits();
-    out.packet(&Packet::ConnAck(connect::connack(
-        &accepted,
-        attached.session_present,
-        limits,
-        v5,
-    )));
+    let mut ack = connect::connack(&accepted, attached.session_present, limits, v5);
+    if let Some(data) = server_final {
+        // [MQTT-4.12.0-?]: the CONNACK of an enhanced authentication names
+        // the method and carries its last step.
+        ack.properties.authentication_method = connect.properties.authentication_method.clone();
+        ack.properties.authentication_data = Some(bytes::Bytes::from(data));
+    }
+    out.packet(&Packet::ConnAck(ack));
     out.inflight_limit = usize::from(accepted.receive_maximum.min(limits.max_inflight_out));
     out.max_packet_size = accepted.max_packet_size;
     out.alias_max = accepted.topic_alias_maximum;
@@ -354,6 +378,138 @@ async fn handshake<W: AsyncWrite + Unpin>(
         publish_limit: None,
     };
     Some(conn)
+}
+
+/// MQTT 5 enhanced authentication with SCRAM-SHA-256 (and a TOTP step
+/// where the identity requires one) over AUTH packets, within
+/// `connect_timeout`. Returns the verdict and, when proven, the
+/// server-final message for the CONNACK.
+#[allow(clippy::too_many_arguments)]
+async fn scram_exchange<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
+    broker: &Broker,
+    connect: &bulwark_codec::Connect,
+    client_id: &str,
+    peer: SocketAddr,
+    listener: &ListenerInfo,
+    cert_identity: Option<Arc<str>>,
+    (reader, rbuf): (&mut R, &mut BytesMut),
+    writer: &mut W,
+) -> (Verdict, Option<Vec<u8>>) {
+    let auth = broker.auth();
+    let method = connect.properties.authentication_method.clone();
+    let limits = DecodeLimits {
+        max_packet_size: broker.limits().max_packet_size,
+    };
+    let timeout = broker.limits().connect_timeout;
+    let deadline = tokio::time::Instant::now() + timeout;
+    let verdict = async {
+        let (server, server_first, store) = match auth.scram_start(connect, peer) {
+            Ok(x) => x,
+            Err(v) => return (v, None),
+        };
+        let client_final = match auth_step(
+            &mut *reader,
+            &mut *rbuf,
+            &mut *writer,
+            &method,
+            server_first,
+            deadline,
+            &limits,
+        )
+        .await
+        {
+            Ok(d) => d,
+            Err(e) => return (refused_protocol(e), None),
+        };
+        match auth
+            .scram_finish(
+                server,
+                &store,
+                &client_final,
+                client_id,
+                cert_identity.as_deref(),
+                listener,
+                peer,
+            )
+            .await
+        {
+            ScramNext::Allowed(id, last) => (Verdict::Identity(id), Some(last)),
+            ScramNext::Refused(v) => (v, None),
+            ScramNext::Totp(challenge, data) => {
+                let code = match auth_step(
+                    &mut *reader,
+                    &mut *rbuf,
+                    &mut *writer,
+                    &method,
+                    data,
+                    deadline,
+                    &limits,
+                )
+                .await
+                {
+                    Ok(d) => d,
+                    Err(e) => return (refused_protocol(e), None),
+                };
+                (auth.scram_totp(challenge, &store, &code, peer).await, None)
+            }
+        }
+    }
+    .await;
+    auth.log_scram(&verdict.0, connect, peer, listener);
+    verdict
+}
+
+/// One AUTH 0x18 out, the client's AUTH 0x18 (same method) back; its data.
+async fn auth_step<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
+    reader: &mut R,
+    rbuf: &mut BytesMut,
+    writer: &mut W,
+    method: &Option<String>,
+    data: Vec<u8>,
+    deadline: tokio::time::Instant,
+    limits: &DecodeLimits,
+) -> Result<Vec<u8>, String> {
+    let mut out = Outbound::new(ProtocolVersion::V5);
+    out.packet(&Packet::Auth(bulwark_codec::Auth {
+        reason: ReasonCode::ContinueAuthentication,
+        properties: bulwark_codec::Properties {
+            authentication_method: method.clone(),
+            authentication_data: Some(bytes::Bytes::from(data)),
+            ..bulwark_codec::Properties::default()
+        },
+    }));
+    if writer.write_all(&out.buf).await.is_err() || writer.flush().await.is_err() {
+        return Err("connection closed during authentication".to_string());
+    }
+    let frame = match tokio::time::timeout_at(deadline, read_frame(reader, rbuf, limits)).await {
+        Ok(Ok(Some(f))) => f,
+        Ok(Ok(None)) => return Err("connection closed during authentication".into()),
+        Ok(Err(e)) => return Err(e),
+        Err(_) => return Err("authentication not completed within connect_timeout".into()),
+    };
+    match decode(frame, ProtocolVersion::V5) {
+        Ok(Packet::Auth(a))
+            if a.reason == ReasonCode::ContinueAuthentication
+                && &a.properties.authentication_method == method =>
+        {
+            Ok(a.properties
+                .authentication_data
+                .map(|d| d.to_vec())
+                .unwrap_or_default())
+        }
+        Ok(other) => Err(format!(
+            "expected AUTH (continue, same method), got {}",
+            packet_name(&other)
+        )),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+fn refused_protocol(detail: String) -> Verdict {
+    Verdict::Refused {
+        reason: ReasonCode::ProtocolError,
+        detail,
+    }
 }
 
 /// A CONNACK for an undecodable CONNECT only where the spec asks for one:
