@@ -77,6 +77,17 @@ async fn scram_connect(
     password: &[u8],
     totp: Option<String>,
 ) -> bulwark_codec::ConnAck {
+    scram_session(b, user, client_id, password, totp).await.1
+}
+
+/// As `scram_connect`, keeping the connection.
+async fn scram_session(
+    b: &TestBroker,
+    user: &str,
+    client_id: &str,
+    password: &[u8],
+    totp: Option<String>,
+) -> (RawClient, bulwark_codec::ConnAck) {
     let (client, first) = ScramClient::start(user).expect("client-first");
     let mut connect: Connect = connect_packet(client_id, ProtocolVersion::V5);
     connect.properties.authentication_method = Some(MECHANISM.into());
@@ -95,7 +106,7 @@ async fn scram_connect(
                 .expect("server-first")
                 .to_vec()
         }
-        Packet::ConnAck(ack) => return ack,
+        Packet::ConnAck(ack) => return (c, ack),
         other => panic!("expected AUTH, got {other:?}"),
     };
     let (fin, client_final) = client
@@ -118,7 +129,7 @@ async fn scram_connect(
                     Some(MECHANISM)
                 );
             }
-            ack
+            (c, ack)
         }
         Packet::Auth(a) => {
             let data = a
@@ -132,7 +143,7 @@ async fn scram_connect(
             ))
             .await;
             match next(&mut c).await {
-                Packet::ConnAck(ack) => ack,
+                Packet::ConnAck(ack) => (c, ack),
                 other => panic!("expected CONNACK, got {other:?}"),
             }
         }
@@ -191,4 +202,94 @@ async fn an_unknown_method_is_refused_with_0x8c() {
     connect.properties.authentication_method = Some("KERBEROS".into());
     let (_c, ack) = RawClient::connect(b.addr, connect).await;
     assert_eq!(ack.reason, ReasonCode::BadAuthenticationMethod);
+}
+
+fn reauth_packet(reason: ReasonCode, data: Vec<u8>) -> Packet {
+    Packet::Auth(Auth {
+        reason,
+        properties: Properties {
+            authentication_method: Some(MECHANISM.into()),
+            authentication_data: Some(Bytes::from(data)),
+            ..Properties::default()
+        },
+    })
+}
+
+#[tokio::test]
+async fn re_authentication_runs_the_exchange_again_on_the_live_connection() {
+    let b = broker().await;
+    let (mut c, ack) = scram_session(&b, "hmi-1", "hmi-1", PASSWORD, None).await;
+    assert_eq!(ack.reason, ReasonCode::Success);
+    let (client, first) = ScramClient::start("hmi-1").expect("client-first");
+    c.send(&reauth_packet(ReasonCode::ReAuthenticate, first))
+        .await;
+    let server_first = match next(&mut c).await {
+        Packet::Auth(a) if a.reason == ReasonCode::ContinueAuthentication => {
+            a.properties.authentication_data.expect("data").to_vec()
+        }
+        other => panic!("expected AUTH 0x18, got {other:?}"),
+    };
+    let (fin, client_final) = client.respond(&server_first, PASSWORD).expect("final");
+    c.send(&reauth_packet(
+        ReasonCode::ContinueAuthentication,
+        client_final,
+    ))
+    .await;
+    match next(&mut c).await {
+        Packet::Auth(a) if a.reason == ReasonCode::Success => {
+            fin.verify(&a.properties.authentication_data.expect("server-final"))
+                .expect("server signature");
+        }
+        other => panic!("expected AUTH 0x00, got {other:?}"),
+    }
+    // Still connected and served.
+    c.send(&Packet::PingReq).await;
+    assert!(matches!(next(&mut c).await, Packet::PingResp));
+}
+
+#[tokio::test]
+async fn failed_re_authentication_closes_the_connection() {
+    let b = broker().await;
+    let (mut c, _) = scram_session(&b, "hmi-1", "hmi-1", PASSWORD, None).await;
+    let (client, first) = ScramClient::start("hmi-1").expect("client-first");
+    c.send(&reauth_packet(ReasonCode::ReAuthenticate, first))
+        .await;
+    let server_first = match next(&mut c).await {
+        Packet::Auth(a) => a.properties.authentication_data.expect("data").to_vec(),
+        other => panic!("expected AUTH, got {other:?}"),
+    };
+    let (_fin, client_final) = client.respond(&server_first, b"wrong").expect("final");
+    c.send(&reauth_packet(
+        ReasonCode::ContinueAuthentication,
+        client_final,
+    ))
+    .await;
+    assert_eq!(
+        c.expect_close(Duration::from_secs(3)).await,
+        Some(ReasonCode::NotAuthorized)
+    );
+    // Another identity cannot be assumed either.
+    let (mut c, _) = scram_session(&b, "hmi-1", "hmi-1", PASSWORD, None).await;
+    let (_client, first) = ScramClient::start("op-1").expect("client-first");
+    c.send(&reauth_packet(ReasonCode::ReAuthenticate, first))
+        .await;
+    assert_eq!(
+        c.expect_close(Duration::from_secs(3)).await,
+        Some(ReasonCode::NotAuthorized)
+    );
+}
+
+#[tokio::test]
+async fn auth_on_a_connection_without_enhanced_authentication_is_a_protocol_error() {
+    let b = broker().await;
+    let mut c = RawClient::connected(b.addr, "plain", ProtocolVersion::V5).await;
+    c.send(&reauth_packet(
+        ReasonCode::ReAuthenticate,
+        b"n,,n=hmi-1,r=abc".to_vec(),
+    ))
+    .await;
+    assert_eq!(
+        c.expect_close(Duration::from_secs(3)).await,
+        Some(ReasonCode::ProtocolError)
+    );
 }

@@ -338,17 +338,27 @@ impl Auth {
         c: &Connect,
         peer: SocketAddr,
     ) -> Result<(ScramServer, Vec<u8>, Arc<Store>), Verdict> {
+        let first = c
+            .properties
+            .authentication_data
+            .as_deref()
+            .unwrap_or_default();
+        self.scram_begin(first, peer)
+    }
+
+    /// The first SCRAM step from raw client-first bytes (CONNECT or a
+    /// re-authentication AUTH).
+    pub(crate) fn scram_begin(
+        &self,
+        first: &[u8],
+        peer: SocketAddr,
+    ) -> Result<(ScramServer, Vec<u8>, Arc<Store>), Verdict> {
         let Some(store) = self.store() else {
             return Err(refused(
                 ReasonCode::BadAuthenticationMethod,
                 "SCRAM-SHA-256 needs a credential file ([auth] credentials)",
             ));
         };
-        let first = c
-            .properties
-            .authentication_data
-            .as_deref()
-            .unwrap_or_default();
         let lookup_store = store.clone();
         let (server, server_first) =
             ScramServer::start(first, |user| lookup_store.scram_credential(user)).map_err(|e| {
@@ -433,6 +443,24 @@ impl Auth {
         }
     }
 
+    /// Counts a failure without a delay (re-authentication inside the
+    /// event loop, which closes the connection instead).
+    pub(crate) fn record_failure(&self, peer: SocketAddr, claimed: Option<&str>) {
+        let now = self.now_secs();
+        self.throttle()
+            .failure(AddressKey::of(peer.ip()), claimed, now);
+    }
+
+    /// Checks a TOTP code owed after a SCRAM exchange.
+    pub(crate) fn complete_totp(
+        &self,
+        challenge: TotpChallenge,
+        store: &Store,
+        code: &[u8],
+    ) -> Decision {
+        challenge.complete(store, &self.totp, code, unix_now())
+    }
+
     /// Counts a failure, applies its delay, and says how to refuse.
     async fn failed(
         &self,
@@ -489,7 +517,7 @@ fn code_of(reason: &DenyReason) -> ReasonCode {
     ReasonCode::from_code(reason.reason_code_v5()).unwrap_or(ReasonCode::NotAuthorized)
 }
 
-fn unix_now() -> i64 {
+pub(crate) fn unix_now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))

@@ -86,6 +86,9 @@ pub(crate) struct Conn {
     /// connections (most of them) carry 8 bytes, not the buckets. Created
     /// full, which is what a bucket made at CONNECT would be by then.
     pub publish_limit: Option<Box<PublishLimiter>>,
+    /// Set for connections that authenticated with SCRAM, which may
+    /// re-authenticate (AUTH 0x19).
+    pub reauth: Option<Box<crate::reauth::ReAuth>>,
 }
 
 /// Serves one connection to its end. Spawn it as its own task: nothing in
@@ -264,6 +267,7 @@ async fn handshake<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
     // An empty client ID will be assigned as IDENTITY-...; the identity's
     // client-ID pattern is checked against that prefix.
     let claimed = cert_identity.as_deref().or(connect.username.as_deref());
+    let reauth_cert = cert_identity.clone();
     let id_for_check = match (connect.client_id.is_empty(), claimed) {
         (true, Some(name)) => format!("{name}-"),
         _ => connect.client_id.clone(),
@@ -291,6 +295,10 @@ async fn handshake<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
             .auth()
             .decide(&connect, &id_for_check, peer, listener, cert_identity)
             .await
+    };
+    let scram_identity = match (&verdict, scram) {
+        (Verdict::Identity(id), true) => Some(id.clone()),
+        _ => None,
     };
     let identity = match verdict {
         Verdict::Anonymous => None,
@@ -361,6 +369,14 @@ async fn handshake<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
         out.resend_inflight(&state, Instant::now());
     }
     tracing::debug!(%peer, listener = %listener.name, client_id = %accepted.client_id, ?version, session_present = attached.session_present, "client connected");
+    let reauth = scram_identity.map(|id| {
+        Box::new(crate::reauth::ReAuth::new(
+            bulwark_security::scram::MECHANISM.to_owned(),
+            id,
+            reauth_cert,
+            listener.min_factors,
+        ))
+    });
     let conn = Conn {
         broker: broker.clone(),
         session: attached.session,
@@ -376,6 +392,7 @@ async fn handshake<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
         received: 0,
         pressure: Vec::new(),
         publish_limit: None,
+        reauth,
     };
     Some(conn)
 }

@@ -72,10 +72,7 @@ impl Conn {
                 Ok(())
             }
             Packet::Disconnect(d) => self.on_disconnect(d),
-            Packet::Auth(_) => Err(violation(
-                ReasonCode::ProtocolError,
-                "AUTH without an authentication method [MQTT-4.12.0-1]",
-            )),
+            Packet::Auth(a) => self.on_auth(a),
             Packet::Connect(_) => Err(violation(
                 ReasonCode::ProtocolError,
                 "second CONNECT [MQTT-3.1.0-2]",

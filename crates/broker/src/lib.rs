@@ -25,6 +25,7 @@ pub mod limits;
 pub mod message;
 mod outbound;
 pub mod rate;
+mod reauth;
 pub mod registry;
 mod router;
 pub mod session;
