@@ -40,6 +40,16 @@ pub struct Spec {
     pub binary: PathBuf,
 }
 
+/// Which limits the broker under test runs with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limits {
+    /// The throughput scenarios': Bulwark's admission and publish limits raised out of the way.
+    Raised,
+    /// under-attack's: Bulwark's default abuse limits, which are what it measures; Mosquitto
+    /// with `max_connections -1`. Both publish `$SYS` every second, for the message counters.
+    Defaults,
+}
+
 /// A running broker; killed on drop.
 pub struct Running {
     child: Child,
@@ -114,6 +124,7 @@ pub async fn start(
     cpus: &str,
     workdir: &Path,
     tls: Option<ListenerTls<'_>>,
+    limits: Limits,
 ) -> Result<Running> {
     let port = free_port()?;
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
@@ -130,6 +141,10 @@ pub async fn start(
             // default a user gets (max_queued_messages 1000, max_inflight_messages 20).
             let conf = workdir.join(format!("mosquitto-{port}.conf"));
             let mut text = format!("listener {port} 127.0.0.1\nallow_anonymous true\n");
+            if limits == Limits::Defaults {
+                // -1 (no limit) is already its default; written out so the run says so.
+                text.push_str("max_connections -1\nsys_interval 1\n");
+            }
             if let (Some(tls), Some(tls_addr)) = (tls, tls_addr) {
                 text.push_str(&mosquitto_tls(tls, tls_addr));
             }
@@ -137,18 +152,25 @@ pub async fn start(
             cmd.arg("-c").arg(conf);
         }
         Kind::Bulwark => {
-            // Its defaults, except connection admission: every bench client connects from
-            // 127.0.0.1, and the idle-memory scenario opens 10,000 of them in a few seconds,
-            // which the per-address limits (1,000 open, 50 new per second) exist to refuse.
-            // And the per-connection publish limits (1,000 msg/s, 1 MiB/s): the throughput
-            // scenarios publish ~2M msg/s over a few connections, far above them by design.
+            // Raised: its defaults, except connection admission: every bench client connects
+            // from 127.0.0.1, and the idle-memory scenario opens 10,000 of them in a few
+            // seconds, which the per-address limits (1,000 open, 50 new per second) exist to
+            // refuse. And the per-connection publish limits (1,000 msg/s, 1 MiB/s): the
+            // throughput scenarios publish ~2M msg/s over a few connections, far above them by
+            // design. Defaults: every limit at its default; only $SYS comes every second.
             let conf = workdir.join(format!("bulwark-{port}.toml"));
+            let broker = match limits {
+                Limits::Raised => {
+                    "[broker]\nmax_connections_per_address = 1000000\n\
+                     connection_rate_per_address = 1000000\nconnection_rate_total = 1000000\n\
+                     max_pending_connects = 1000000\n\
+                     max_publish_rate = 100000000\nmax_publish_bandwidth = 4000000000\n"
+                }
+                Limits::Defaults => "[broker]\nsys_interval = 1\n",
+            };
             let mut text = format!(
-                "[broker]\nmax_connections_per_address = 1000000\n\
-                 connection_rate_per_address = 1000000\nconnection_rate_total = 1000000\n\
-                 max_pending_connects = 1000000\n\
-                 max_publish_rate = 100000000\nmax_publish_bandwidth = 4000000000\n\n\
-                 [[listener]]\nname = \"bench\"\nbind = \"{addr}\"\nallow_anonymous = true\n"
+                "{broker}\n[[listener]]\nname = \"bench\"\nbind = \"{addr}\"\n\
+                 allow_anonymous = true\n"
             );
             if let (Some(tls), Some(tls_addr)) = (tls, tls_addr) {
                 text.push_str(&bulwark_tls(tls, tls_addr));

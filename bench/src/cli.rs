@@ -13,8 +13,10 @@ usage: bulwark-bench --bulwark PATH [--mosquitto PATH] [--scenarios LIST] [--sec
   --bulwark PATH          Bulwark binary, started as `PATH serve --config FILE` (generated)
   --mosquitto PATH        default /usr/sbin/mosquitto
   --scenarios LIST        comma-separated; default fanin-qos0,fanin-qos1,fanout,latency,
-                          idle-memory,tls-handshake,mtls-handshake,fanin-qos0-tls
-  --seconds N             measuring window of the throughput and latency scenarios (default 5)
+                          idle-memory,tls-handshake,mtls-handshake,fanin-qos0-tls,
+                          under-attack
+  --seconds N             measuring window of the throughput and latency scenarios, and of
+                          each under-attack condition (default 5)
   --idle-connections N    connections opened by idle-memory (default 10000)
   --cpus one|both|all     broker on one core, on both cores, or run both (default all)
   --out FILE.md           also write the Markdown report there";

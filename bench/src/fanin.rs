@@ -93,5 +93,6 @@ pub async fn run(
             percent(sent.saturating_sub(got.total) as f64, sent as f64),
         ],
         ratio_keys: vec![got.in_window as f64 / secs],
+        extra_rows: Vec::new(),
     })
 }

@@ -139,5 +139,6 @@ pub async fn run(addr: SocketAddr, p: &Params) -> Result<Outcome> {
             percent(sent.saturating_sub(worst) as f64, sent as f64),
         ],
         ratio_keys: vec![in_window as f64 / secs],
+        extra_rows: Vec::new(),
     })
 }

@@ -141,5 +141,6 @@ pub async fn run(
             format!("{:.0} %", self_cpu * 100.0),
         ],
         ratio_keys: vec![rate, cpu_per_conn],
+        extra_rows: Vec::new(),
     })
 }

@@ -82,5 +82,6 @@ pub async fn run(addr: SocketAddr, pid: u32, p: &Params) -> Result<Outcome> {
             ),
         ],
         ratio_keys: vec![per_conn],
+        extra_rows: Vec::new(),
     })
 }

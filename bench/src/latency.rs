@@ -18,11 +18,13 @@ pub const RATE: u64 = 10_000;
 pub const WARMUP: Duration = Duration::from_millis(200);
 const TOPIC: &str = "bench/latency";
 
-/// Sends at [`RATE`] until `end`: each 1 ms tick sends whatever is due by then, so a late tick
-/// catches up instead of lowering the rate.
-async fn paced_publisher(
-    _reader: FrameReader,
-    mut w: Writer,
+/// Sends `rate` messages a second to `topic` until `end`, each stamped with its send time
+/// (nanoseconds since `base`): each 1 ms tick sends whatever is due by then, so a late tick
+/// catches up instead of lowering the rate. Returns how many were sent.
+pub async fn paced(
+    w: &mut Writer,
+    topic: &str,
+    rate: u64,
     base: Instant,
     end: Instant,
 ) -> Result<u64> {
@@ -36,22 +38,32 @@ async fn paced_publisher(
         if now >= end {
             return Ok(sent);
         }
-        let due = now.duration_since(base).as_nanos() as u64 * RATE / 1_000_000_000;
+        let due = now.duration_since(base).as_nanos() as u64 * rate / 1_000_000_000;
         buf.clear();
         while sent < due {
             let stamp = base.elapsed().as_nanos() as u64;
             let body = conn::payload(0, sent as u32, stamp);
-            mqtt::publish(&mut buf, TOPIC.as_bytes(), 0, 0, &body);
+            mqtt::publish(&mut buf, topic.as_bytes(), 0, 0, &body);
             sent += 1;
         }
         if !buf.is_empty() {
-            conn::send(&mut w, &buf).await?;
+            conn::send(w, &buf).await?;
         }
     }
 }
 
+/// [`paced`] at [`RATE`] on its own task; the read half is held so the connection stays open.
+async fn paced_publisher(
+    _reader: FrameReader,
+    mut w: Writer,
+    base: Instant,
+    end: Instant,
+) -> Result<u64> {
+    paced(&mut w, TOPIC, RATE, base, end).await
+}
+
 /// The value at quantile `q` of sorted `v`.
-fn quantile(sorted: &[u64], q: f64) -> u64 {
+pub fn quantile(sorted: &[u64], q: f64) -> u64 {
     let idx = ((sorted.len() as f64 - 1.0) * q).round() as usize;
     sorted.get(idx).copied().unwrap_or(0)
 }
@@ -102,6 +114,7 @@ pub async fn run(addr: SocketAddr, p: &Params) -> Result<Outcome> {
             format!("{} / {sent}", samples.len()),
         ],
         ratio_keys: vec![p50, p99],
+        extra_rows: Vec::new(),
     })
 }
 

@@ -4,13 +4,14 @@
 //! Parts: `mqtt` (a minimal MQTT 3.1.1 client codec of our own), `conn` (connections, plain or
 //! TLS, handshakes, the subscriber loop), `tls` (the bench PKI and TLS client), `broker`
 //! (starting pinned brokers), one module per scenario (`fanin`, `qos1`, `fanout`, `latency`,
-//! `idle`, `handshake`), `report` (Markdown), `cli` and `system` (machine facts, open-file
-//! limit, CPU time).
+//! `idle`, `handshake`, `attack` for under-attack), `report` (Markdown), `cli` and `system`
+//! (machine facts, open-file limit, CPU time).
 //!
 //! Each (scenario, broker, pinning) gets a fresh broker and a fresh tokio runtime whose worker
 //! threads are created after this process is pinned, so they inherit the load generator's CPUs.
 #![forbid(unsafe_code)]
 
+mod attack;
 mod broker;
 mod cli;
 mod conn;
@@ -123,9 +124,10 @@ fn method_notes(ncpu: usize, scenarios: &[Scenario]) -> Vec<String> {
          false, so Nagle's algorithm applies to what it sends): what users get."
             .to_string(),
         "Bulwark runs with its defaults except connection admission (per-address and total \
-         connection caps and rates raised to 1,000,000): every bench client connects from \
-         127.0.0.1, and its default per-address limits (1,000 open, 50 new per second) would \
-         refuse the idle-memory scenario's 10,000 connections. Mosquitto has no such limits."
+         connection caps and rates raised to 1,000,000; in every scenario but under-attack): \
+         every bench client connects from 127.0.0.1, and its default per-address limits (1,000 \
+         open, 50 new per second) would refuse the idle-memory scenario's 10,000 connections. \
+         Mosquitto has no such limits."
             .to_string(),
         "Bulwark's per-connection publish limits are raised too (max_publish_rate 100,000,000, \
          max_publish_bandwidth 4,000,000,000): the publishers send ~2M msg/s, far above the \
@@ -164,6 +166,9 @@ fn method_notes(ncpu: usize, scenarios: &[Scenario]) -> Vec<String> {
              the broker does, so that loop skips it after one verified connection.",
             tls::OFFER
         ));
+    }
+    if scenarios.contains(&Scenario::UnderAttack) {
+        notes.extend(attack::method_notes());
     }
     if ncpu < 2 {
         notes.push(format!(
@@ -218,7 +223,10 @@ fn run_one(
     match &result {
         Ok(o) => eprintln!(
             "{} ({:.1} s)",
-            o.cells.join(", "),
+            o.rows()
+                .map(|(cells, _)| cells.join(", "))
+                .collect::<Vec<_>>()
+                .join("; "),
             started.elapsed().as_secs_f64()
         ),
         Err(e) => eprintln!("ERROR: {e:#}"),
@@ -251,12 +259,19 @@ fn try_run_one(
         .enable_all()
         .build()
         .context("building the tokio runtime")?;
-    let limit = Duration::from_secs(params.seconds) + SCENARIO_SLACK;
+    let limit = Duration::from_secs(params.seconds * sc.windows()) + SCENARIO_SLACK;
     let result = rt.block_on(async {
-        let mut running = broker::start(spec, pinning.broker_cpus(), workdir, listener).await?;
+        let limits = if sc.default_limits() {
+            broker::Limits::Defaults
+        } else {
+            broker::Limits::Raised
+        };
+        let mut running =
+            broker::start(spec, pinning.broker_cpus(), workdir, listener, limits).await?;
         let target = Target {
             addr: running.addr,
             pid: running.pid,
+            kind: spec.kind,
             tls: running.tls_addr.zip(transport),
         };
         let outcome = tokio::time::timeout(limit, sc.run(&target, params))

@@ -243,6 +243,7 @@ pub async fn run(addr: SocketAddr, p: &Params) -> Result<Outcome> {
             thousands(sent.saturating_sub(acked) as f64),
         ],
         ratio_keys: vec![counts.in_window as f64 / secs],
+        extra_rows: Vec::new(),
     })
 }
 

@@ -61,52 +61,69 @@ fn render_scenario(md: &mut String, r: &ScenarioResult, params: &Params) {
             Pinning::One => "mosquitto",
             Pinning::Both => "mosquitto (1-core run reused: single-threaded)",
         };
-        row(
+        rows(
             md,
             pinning.label(),
             mosquitto_label,
             &r.mosquitto,
             headers.len(),
-            "",
+            None,
         );
-        let ratio = ratio(bulwark, &r.mosquitto);
-        row(
+        rows(
             md,
             pinning.label(),
             "bulwark",
             bulwark,
             headers.len(),
-            &ratio,
+            Some(&r.mosquitto),
         );
     }
 }
 
-fn row(md: &mut String, pinning: &str, broker: &str, cell: &Cell, width: usize, ratio: &str) {
-    let _ = write!(md, "| {pinning} | {broker} |");
+/// One table row per row of `cell` (a single one for an error); with `compare`, each row's
+/// ratio column compares it with the same row of `compare`.
+fn rows(
+    md: &mut String,
+    pinning: &str,
+    broker: &str,
+    cell: &Cell,
+    width: usize,
+    compare: Option<&Cell>,
+) {
     match cell {
         Ok(o) => {
-            for c in &o.cells {
-                let _ = write!(md, " {c} |");
+            for (i, (cells, keys)) in o.rows().enumerate() {
+                let ratio = match compare {
+                    None => String::new(),
+                    Some(Ok(m)) => match m.rows().nth(i) {
+                        Some((_, m_keys)) => ratio(keys, m_keys),
+                        None => "n/a".into(),
+                    },
+                    Some(Err(_)) => "n/a".into(),
+                };
+                let _ = write!(md, "| {pinning} | {broker} |");
+                for c in cells {
+                    let _ = write!(md, " {c} |");
+                }
+                let _ = writeln!(md, " {ratio} |");
             }
         }
         Err(e) => {
-            let _ = write!(md, " **error:** {} |", escape(e));
+            let _ = write!(md, "| {pinning} | {broker} | **error:** {} |", escape(e));
             for _ in 1..width {
                 let _ = write!(md, " |");
             }
+            let ratio = if compare.is_some() { "n/a" } else { "" };
+            let _ = writeln!(md, " {ratio} |");
         }
     }
-    let _ = writeln!(md, " {ratio} |");
 }
 
 /// `bulwark / mosquitto` for each compared figure, e.g. "0.98 / 1.03".
-fn ratio(bulwark: &Cell, mosquitto: &Cell) -> String {
-    let (Ok(b), Ok(m)) = (bulwark, mosquitto) else {
-        return "n/a".into();
-    };
-    b.ratio_keys
+fn ratio(bulwark: &[f64], mosquitto: &[f64]) -> String {
+    bulwark
         .iter()
-        .zip(&m.ratio_keys)
+        .zip(mosquitto)
         .map(|(b, m)| {
             if *m > 0.0 {
                 format!("{:.2}", b / m)
@@ -126,31 +143,69 @@ fn escape(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scenario::Row;
 
     fn ok(keys: &[f64]) -> Cell {
         Ok(Outcome {
             cells: vec!["x".into(), "y".into()],
             ratio_keys: keys.to_vec(),
+            extra_rows: Vec::new(),
         })
     }
 
     #[test]
     fn ratios_and_errors_render() {
-        assert_eq!(ratio(&ok(&[2.0, 3.0]), &ok(&[1.0, 6.0])), "2.00 / 0.50");
-        assert_eq!(ratio(&Err("boom".into()), &ok(&[1.0])), "n/a");
-        assert_eq!(ratio(&ok(&[1.0]), &ok(&[0.0])), "n/a");
+        assert_eq!(ratio(&[2.0, 3.0], &[1.0, 6.0]), "2.00 / 0.50");
+        assert_eq!(ratio(&[1.0], &[0.0]), "n/a");
         let mut md = String::new();
-        row(
+        rows(
             &mut md,
             "1 core",
             "bulwark",
             &Err("a | b\nc".into()),
             3,
-            "n/a",
+            Some(&ok(&[1.0])),
         );
         assert_eq!(
             md,
             "| 1 core | bulwark | **error:** a \\| b c | | | n/a |\n"
         );
+    }
+
+    #[test]
+    fn extra_rows_are_compared_row_by_row() {
+        let mut b = ok(&[2.0]).unwrap();
+        b.extra_rows.push(Row {
+            cells: vec!["p".into(), "q".into()],
+            ratio_keys: vec![9.0],
+        });
+        let mut m = ok(&[1.0]).unwrap();
+        m.extra_rows.push(Row {
+            cells: vec!["r".into(), "s".into()],
+            ratio_keys: vec![3.0],
+        });
+        let mut md = String::new();
+        rows(
+            &mut md,
+            "1 core",
+            "bulwark",
+            &Ok(b.clone()),
+            2,
+            Some(&Ok(m)),
+        );
+        assert_eq!(
+            md,
+            "| 1 core | bulwark | x | y | 2.00 |\n| 1 core | bulwark | p | q | 3.00 |\n"
+        );
+        let mut md = String::new();
+        rows(
+            &mut md,
+            "1 core",
+            "bulwark",
+            &Ok(b),
+            2,
+            Some(&Err("e".into())),
+        );
+        assert!(md.ends_with("| q | n/a |\n"));
     }
 }

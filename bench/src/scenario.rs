@@ -5,8 +5,9 @@ use std::net::SocketAddr;
 use anyhow::{bail, Context, Result};
 use tokio::task::JoinHandle;
 
+use crate::broker::Kind;
 use crate::conn::Transport;
-use crate::{fanin, fanout, handshake, idle, latency, qos1};
+use crate::{attack, fanin, fanout, handshake, idle, latency, qos1};
 
 /// What a scenario needs besides the broker's address.
 #[derive(Debug, Clone, Copy)]
@@ -19,6 +20,7 @@ pub struct Params {
 pub struct Target {
     pub addr: SocketAddr,
     pub pid: u32,
+    pub kind: Kind,
     /// The `mqtts` listener and how to reach it, for the TLS scenarios.
     pub tls: Option<(SocketAddr, Transport)>,
 }
@@ -28,6 +30,27 @@ pub struct Target {
 pub struct Outcome {
     pub cells: Vec<String>,
     pub ratio_keys: Vec<f64>,
+    /// Further rows for the same broker run, with the same columns (under-attack: one per
+    /// condition). Each is compared with the other broker's row at the same position.
+    pub extra_rows: Vec<Row>,
+}
+
+/// A table row after an outcome's first.
+#[derive(Debug, Clone)]
+pub struct Row {
+    pub cells: Vec<String>,
+    pub ratio_keys: Vec<f64>,
+}
+
+impl Outcome {
+    /// Every row: the first, then the extra ones.
+    pub fn rows(&self) -> impl Iterator<Item = (&[String], &[f64])> {
+        std::iter::once((self.cells.as_slice(), self.ratio_keys.as_slice())).chain(
+            self.extra_rows
+                .iter()
+                .map(|r| (r.cells.as_slice(), r.ratio_keys.as_slice())),
+        )
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,9 +63,10 @@ pub enum Scenario {
     TlsHandshake,
     MtlsHandshake,
     FaninQos0Tls,
+    UnderAttack,
 }
 
-pub const ALL: [Scenario; 8] = [
+pub const ALL: [Scenario; 9] = [
     Scenario::FaninQos0,
     Scenario::FaninQos1,
     Scenario::Fanout,
@@ -51,6 +75,7 @@ pub const ALL: [Scenario; 8] = [
     Scenario::TlsHandshake,
     Scenario::MtlsHandshake,
     Scenario::FaninQos0Tls,
+    Scenario::UnderAttack,
 ];
 
 impl Scenario {
@@ -71,6 +96,7 @@ impl Scenario {
             Scenario::TlsHandshake => "tls-handshake",
             Scenario::MtlsHandshake => "mtls-handshake",
             Scenario::FaninQos0Tls => "fanin-qos0-tls",
+            Scenario::UnderAttack => "under-attack",
         }
     }
 
@@ -81,6 +107,20 @@ impl Scenario {
             Scenario::TlsHandshake | Scenario::FaninQos0Tls => Some(false),
             Scenario::MtlsHandshake => Some(true),
             _ => None,
+        }
+    }
+
+    /// Whether the broker runs with its default abuse limits (under-attack measures them)
+    /// rather than the bench's raised admission and publish limits.
+    pub fn default_limits(self) -> bool {
+        self == Scenario::UnderAttack
+    }
+
+    /// How many `--seconds` windows the scenario measures, for its time limit.
+    pub fn windows(self) -> u64 {
+        match self {
+            Scenario::UnderAttack => attack::CONDITIONS.len() as u64,
+            _ => 1,
         }
     }
 
@@ -151,6 +191,7 @@ impl Scenario {
                  listener (no client certificates).",
                 fanin::PUBLISHERS
             ),
+            Scenario::UnderAttack => attack::describe(p),
         }
     }
 
@@ -198,6 +239,20 @@ impl Scenario {
                 &["received msg/s", "sent msg/s", "loss"],
                 "bulwark/mosquitto received (higher is better)",
             ),
+            Scenario::UnderAttack => (
+                &[
+                    "condition",
+                    "legit p50 µs",
+                    "legit p99 µs",
+                    "p99 / unloaded p99",
+                    "legit delivered / offered msg/s",
+                    "attack offered",
+                    "attack accepted / refused",
+                    "RSS start / peak / end MiB",
+                    "broker CPU",
+                ],
+                "bulwark/mosquitto legit p99 (lower is better)",
+            ),
         }
     }
 
@@ -223,6 +278,7 @@ impl Scenario {
                 let (at, transport) = tls()?;
                 fanin::run(*at, transport, p, self.name()).await
             }
+            Scenario::UnderAttack => attack::run(addr, t.pid, t.kind, p).await,
         }
     }
 }

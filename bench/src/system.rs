@@ -33,6 +33,11 @@ fn nofile() -> Result<(u64, u64)> {
     Ok((next()?, next()?))
 }
 
+/// This process's soft open-file limit (the brokers, our children, inherit it).
+pub fn open_file_limit() -> Result<u64> {
+    Ok(nofile()?.0)
+}
+
 /// Raises the soft open-file limit to the hard one and returns how many idle connections fit.
 /// The brokers are our children and inherit the raised limit. The second value is a warning
 /// for the report when the limit stays below what `wanted` needs or cannot be read.
