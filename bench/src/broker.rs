@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
+use crate::auth::BrokerAuth;
 use crate::tls::ListenerTls;
 
 /// How long a broker may take to accept its first TCP connection.
@@ -118,13 +119,15 @@ fn free_port() -> Result<u16> {
 
 /// Starts `spec` on a fresh loopback port, pinned to `cpus` (a taskset list such as "0" or
 /// "0,1"), and waits until the port accepts connections. With `tls`, the broker also gets an
-/// MQTT-over-TLS listener on a second port.
+/// MQTT-over-TLS listener on a second port. With `auth`, the plain listener refuses anonymous
+/// clients and checks user names and passwords against the bench's credential files.
 pub async fn start(
     spec: &Spec,
     cpus: &str,
     workdir: &Path,
     tls: Option<ListenerTls<'_>>,
     limits: Limits,
+    auth: Option<BrokerAuth<'_>>,
 ) -> Result<Running> {
     let port = free_port()?;
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
@@ -140,7 +143,11 @@ pub async fn start(
             // Only the listener and anonymous access are set: every other limit keeps the
             // default a user gets (max_queued_messages 1000, max_inflight_messages 20).
             let conf = workdir.join(format!("mosquitto-{port}.conf"));
-            let mut text = format!("listener {port} 127.0.0.1\nallow_anonymous true\n");
+            let mut text = format!("listener {port} 127.0.0.1\n");
+            match auth {
+                Some(a) => text.push_str(&a.mosquitto_lines()),
+                None => text.push_str("allow_anonymous true\n"),
+            }
             if limits == Limits::Defaults {
                 // -1 (no limit) is already its default; written out so the run says so.
                 text.push_str("max_connections -1\nsys_interval 1\n");
@@ -168,9 +175,11 @@ pub async fn start(
                 }
                 Limits::Defaults => "[broker]\nsys_interval = 1\n",
             };
+            let auth_section = auth.map(|a| a.bulwark_section()).unwrap_or_default();
             let mut text = format!(
-                "{broker}\n[[listener]]\nname = \"bench\"\nbind = \"{addr}\"\n\
-                 allow_anonymous = true\n"
+                "{broker}{auth_section}\n[[listener]]\nname = \"bench\"\nbind = \"{addr}\"\n\
+                 allow_anonymous = {}\n",
+                auth.is_none()
             );
             if let (Some(tls), Some(tls_addr)) = (tls, tls_addr) {
                 text.push_str(&bulwark_tls(tls, tls_addr));

@@ -14,9 +14,9 @@ usage: bulwark-bench --bulwark PATH [--mosquitto PATH] [--scenarios LIST] [--sec
   --mosquitto PATH        default /usr/sbin/mosquitto
   --scenarios LIST        comma-separated; default fanin-qos0,fanin-qos1,fanout,latency,
                           idle-memory,tls-handshake,mtls-handshake,fanin-qos0-tls,
-                          under-attack
+                          under-attack,auth-connect,auth-flood
   --seconds N             measuring window of the throughput and latency scenarios, and of
-                          each under-attack condition (default 5)
+                          each under-attack and auth-flood condition (default 5)
   --idle-connections N    connections opened by idle-memory (default 10000)
   --cpus one|both|all     broker on one core, on both cores, or run both (default all)
   --out FILE.md           also write the Markdown report there";

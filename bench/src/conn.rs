@@ -180,6 +180,18 @@ pub async fn open(
     keep_alive: u16,
     read_chunk: usize,
 ) -> Result<(FrameReader, Writer)> {
+    open_as(addr, transport, client_id, None, keep_alive, read_chunk).await
+}
+
+/// As [`open`], with `login` (user name, password) in the CONNECT.
+pub async fn open_as(
+    addr: SocketAddr,
+    transport: &Transport,
+    client_id: &str,
+    login: Option<(&str, &str)>,
+    keep_alive: u16,
+    read_chunk: usize,
+) -> Result<(FrameReader, Writer)> {
     let stream = timeout(HANDSHAKE_TIMEOUT, TcpStream::connect(addr))
         .await
         .with_context(|| format!("TCP connect to {addr} timed out"))?
@@ -213,7 +225,7 @@ pub async fn open(
         chunk: read_chunk,
     };
     let mut out = BytesMut::with_capacity(64);
-    mqtt::connect(&mut out, client_id, keep_alive);
+    mqtt::connect_login(&mut out, client_id, keep_alive, login);
     send(&mut w, &out).await?;
     reader
         .await_packet("CONNACK", |p| match p {

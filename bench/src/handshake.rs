@@ -1,5 +1,6 @@
 //! tls-handshake and mtls-handshake: new TLS connections per second. Each connection is a full
 //! TLS 1.3 handshake (no resumption), MQTT CONNECT/CONNACK, DISCONNECT and a clean close.
+//! auth-connect runs the same loop on the plain listener with a user name and password.
 //!
 //! Many connections are in flight at once, as when a fleet reconnects after a restart: with few,
 //! the figure would be set by round trips and by Mosquitto's Nagle delays (it leaves
@@ -11,6 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use bytes::BytesMut;
 
+use crate::auth;
 use crate::conn::{self, Transport};
 use crate::mqtt;
 use crate::scenario::{join_all, thousands, Outcome, Params};
@@ -24,6 +26,16 @@ const CLOSE_WAIT: Duration = Duration::from_secs(2);
 /// Pause after a failed attempt, so a broker refusing everything is not hammered in a tight loop.
 const FAIL_PAUSE: Duration = Duration::from_millis(10);
 
+/// Who the looping clients are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Clients {
+    /// [`TASKS`] anonymous clients, unique client IDs (the TLS scenarios).
+    Anonymous,
+    /// [`auth::TASKS`] clients, task `t` logging in as [`auth::identity`]`(t)` with client IDs
+    /// in its default pattern (auth-connect).
+    Login,
+}
+
 /// One task's tally.
 #[derive(Default)]
 struct Tally {
@@ -35,9 +47,14 @@ struct Tally {
 
 /// One connection: TCP, TLS handshake, CONNECT/CONNACK (all in `conn::open`), then DISCONNECT
 /// and the broker's close. Returns the time to CONNACK.
-async fn one(addr: SocketAddr, transport: &Transport, id: &str) -> Result<Duration> {
+async fn one(
+    addr: SocketAddr,
+    transport: &Transport,
+    id: &str,
+    login: Option<(&str, &str)>,
+) -> Result<Duration> {
     let started = Instant::now();
-    let (mut r, mut w) = conn::open(addr, transport, id, 60, 256).await?;
+    let (mut r, mut w) = conn::open_as(addr, transport, id, login, 60, 256).await?;
     let to_connack = started.elapsed();
     let mut out = BytesMut::with_capacity(2);
     mqtt::disconnect(&mut out);
@@ -59,12 +76,26 @@ async fn one(addr: SocketAddr, transport: &Transport, id: &str) -> Result<Durati
     Ok(to_connack)
 }
 
-async fn task(addr: SocketAddr, transport: Transport, t: usize, end: Instant) -> Result<Tally> {
+async fn task(
+    addr: SocketAddr,
+    transport: Transport,
+    clients: Clients,
+    t: usize,
+    end: Instant,
+) -> Result<Tally> {
     let mut tally = Tally::default();
     let mut n = 0u64;
+    let identity = auth::identity(t);
+    let login = (clients == Clients::Login).then_some((identity.as_str(), auth::PASSWORD));
     while Instant::now() < end {
         n += 1;
-        match one(addr, &transport, &format!("bench-hs-{t}-{n}")).await {
+        let id = match clients {
+            // Starts with the client certificate's CN: with mutual TLS,
+            // Bulwark binds client IDs to the certificate identity.
+            Clients::Anonymous => format!("{}-hs-{t}-{n}", crate::tls::CLIENT_CN),
+            Clients::Login => format!("{identity}-{n}"),
+        };
+        match one(addr, &transport, &id, login).await {
             Ok(d) => {
                 if Instant::now() <= end {
                     tally.times.push(d);
@@ -86,10 +117,20 @@ pub async fn run(
     pid: u32,
     p: &Params,
     name: &str,
+    clients: Clients,
 ) -> Result<Outcome> {
-    // One connection that verifies the server certificate, so a broken setup fails here and
-    // not silently in the unverified loop.
-    one(addr, transport, "bench-hs-probe")
+    // One connection that verifies the server certificate (for TLS), so a broken setup fails
+    // here and not silently in the unverified loop.
+    let probe_identity = auth::identity(0);
+    let (probe_id, login, tasks) = match clients {
+        Clients::Anonymous => (format!("{}-hs-probe", crate::tls::CLIENT_CN), None, TASKS),
+        Clients::Login => (
+            format!("{probe_identity}-probe"),
+            Some((probe_identity.as_str(), auth::PASSWORD)),
+            auth::TASKS,
+        ),
+    };
+    one(addr, transport, &probe_id, login)
         .await
         .with_context(|| format!("{name}: verified probe connection"))?;
     let transport = transport.unverified();
@@ -98,8 +139,8 @@ pub async fn run(
     let (broker0, self0) = (cpu_seconds(&pid_s)?, cpu_seconds("self")?);
     let start = Instant::now();
     let end = start + window;
-    let handles = (0..TASKS)
-        .map(|t| tokio::spawn(task(addr, transport.clone(), t, end)))
+    let handles = (0..tasks)
+        .map(|t| tokio::spawn(task(addr, transport.clone(), clients, t, end)))
         .collect();
     // CPU is read when the window closes, not when the last in-flight connection finishes.
     tokio::time::sleep_until(end.into()).await;

@@ -4,7 +4,8 @@
 //! Parts: `mqtt` (a minimal MQTT 3.1.1 client codec of our own), `conn` (connections, plain or
 //! TLS, handshakes, the subscriber loop), `tls` (the bench PKI and TLS client), `broker`
 //! (starting pinned brokers), one module per scenario (`fanin`, `qos1`, `fanout`, `latency`,
-//! `idle`, `handshake`, `attack` for under-attack), `report` (Markdown), `cli` and `system`
+//! `idle`, `handshake` (also auth-connect), `attack` for under-attack, `auth_flood`), `auth`
+//! (the authentication scenarios' credential files), `report` (Markdown), `cli` and `system`
 //! (machine facts, open-file limit, CPU time).
 //!
 //! Each (scenario, broker, pinning) gets a fresh broker and a fresh tokio runtime whose worker
@@ -12,6 +13,8 @@
 #![forbid(unsafe_code)]
 
 mod attack;
+mod auth;
+mod auth_flood;
 mod broker;
 mod cli;
 mod conn;
@@ -33,6 +36,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
+use auth::{BrokerAuth, Credentials};
 use broker::{Kind, Spec};
 use cli::{Args, Pinning};
 use conn::Transport;
@@ -77,21 +81,33 @@ fn run(args: Args) -> Result<()> {
     };
     let workdir = std::env::temp_dir().join(format!("bulwark-bench-{}", std::process::id()));
     std::fs::create_dir_all(&workdir).with_context(|| format!("creating {}", workdir.display()))?;
-    let mut notes = method_notes(ncpu, &args.scenarios);
-    if let Some(w) = fd_warning {
-        eprintln!("bulwark-bench: warning: {w}");
-        notes.push(format!("**Warning:** {w}"));
-    }
-    // One PKI for the whole run, shared by both brokers.
+    // One PKI and one set of credential files for the whole run, shared by both brokers.
     let pki = if args.scenarios.iter().any(|s| s.tls().is_some()) {
         Some(tls::make_pki(&workdir).context("creating the bench PKI")?)
     } else {
         None
     };
+    let creds = if args.scenarios.iter().any(|s| s.auth().is_some()) {
+        Some(
+            auth::make(&workdir, &args.bulwark, &args.mosquitto)
+                .context("creating the bench credential files")?,
+        )
+    } else {
+        None
+    };
+    let mut notes = method_notes(ncpu, &args.scenarios, creds.as_ref());
+    if let Some(w) = fd_warning {
+        eprintln!("bulwark-bench: warning: {w}");
+        notes.push(format!("**Warning:** {w}"));
+    }
+    let shared = Shared {
+        pki: pki.as_ref(),
+        creds: creds.as_ref(),
+    };
     let results = args
         .scenarios
         .iter()
-        .map(|&sc| run_scenario(sc, &args, &params, ncpu, &workdir, pki.as_ref()))
+        .map(|&sc| run_scenario(sc, &args, &params, ncpu, &workdir, shared))
         .collect();
     // Leave the CPUs as we found them for whatever the caller runs next in this shell.
     let _ = broker::pin_self(&format!("0-{}", ncpu.saturating_sub(1)));
@@ -116,7 +132,14 @@ fn run(args: Args) -> Result<()> {
     Ok(())
 }
 
-fn method_notes(ncpu: usize, scenarios: &[Scenario]) -> Vec<String> {
+/// What the whole run makes once and every scenario may use.
+#[derive(Clone, Copy)]
+struct Shared<'a> {
+    pki: Option<&'a Pki>,
+    creds: Option<&'a Credentials>,
+}
+
+fn method_notes(ncpu: usize, scenarios: &[Scenario], creds: Option<&Credentials>) -> Vec<String> {
     let mut notes = vec![
         "Each scenario starts a fresh broker on a free 127.0.0.1 port and kills it afterwards. \
          Mosquitto runs with only `listener` and `allow_anonymous true` set, so every limit is \
@@ -170,6 +193,12 @@ fn method_notes(ncpu: usize, scenarios: &[Scenario]) -> Vec<String> {
     if scenarios.contains(&Scenario::UnderAttack) {
         notes.extend(attack::method_notes());
     }
+    if let Some(creds) = creds {
+        notes.extend(auth::method_notes(creds));
+    }
+    if scenarios.contains(&Scenario::AuthFlood) {
+        notes.extend(auth_flood::method_notes());
+    }
     if ncpu < 2 {
         notes.push(format!(
             "**Only {ncpu} CPU:** the load generator could not be given its own core."
@@ -184,7 +213,7 @@ fn run_scenario(
     params: &Params,
     ncpu: usize,
     workdir: &Path,
-    pki: Option<&Pki>,
+    shared: Shared<'_>,
 ) -> ScenarioResult {
     let mosquitto = Spec {
         kind: Kind::Mosquitto,
@@ -196,11 +225,11 @@ fn run_scenario(
     };
     ScenarioResult {
         scenario: sc,
-        mosquitto: run_one(sc, &mosquitto, Pinning::One, params, ncpu, workdir, pki),
+        mosquitto: run_one(sc, &mosquitto, Pinning::One, params, ncpu, workdir, shared),
         bulwark: args
             .pinnings
             .iter()
-            .map(|&p| (p, run_one(sc, &bulwark, p, params, ncpu, workdir, pki)))
+            .map(|&p| (p, run_one(sc, &bulwark, p, params, ncpu, workdir, shared)))
             .collect(),
     }
 }
@@ -213,12 +242,12 @@ fn run_one(
     params: &Params,
     ncpu: usize,
     workdir: &Path,
-    pki: Option<&Pki>,
+    shared: Shared<'_>,
 ) -> Cell {
     let what = format!("{} on {} ({})", sc.name(), spec.kind, pinning.label());
     eprint!("bulwark-bench: {what} ... ");
     let started = Instant::now();
-    let result = try_run_one(sc, spec, pinning, params, ncpu, workdir, pki)
+    let result = try_run_one(sc, spec, pinning, params, ncpu, workdir, shared)
         .with_context(|| format!("{what} failed"));
     match &result {
         Ok(o) => eprintln!(
@@ -241,11 +270,16 @@ fn try_run_one(
     params: &Params,
     ncpu: usize,
     workdir: &Path,
-    pki: Option<&Pki>,
+    shared: Shared<'_>,
 ) -> Result<scenario::Outcome> {
-    let listener = match (sc.tls(), pki) {
+    let listener = match (sc.tls(), shared.pki) {
         (Some(client_certs), Some(pki)) => Some(ListenerTls { pki, client_certs }),
         (Some(_), None) => anyhow::bail!("no bench PKI for a TLS scenario"),
+        (None, _) => None,
+    };
+    let auth = match (sc.auth(), shared.creds) {
+        (Some(brute_force), Some(creds)) => Some(BrokerAuth { creds, brute_force }),
+        (Some(_), None) => anyhow::bail!("no bench credential files for an auth scenario"),
         (None, _) => None,
     };
     let transport = listener
@@ -267,7 +301,7 @@ fn try_run_one(
             broker::Limits::Raised
         };
         let mut running =
-            broker::start(spec, pinning.broker_cpus(), workdir, listener, limits).await?;
+            broker::start(spec, pinning.broker_cpus(), workdir, listener, limits, auth).await?;
         let target = Target {
             addr: running.addr,
             pid: running.pid,

@@ -62,13 +62,29 @@ fn put_str(buf: &mut BytesMut, s: &[u8]) {
 
 /// CONNECT with clean session, no will, no credentials.
 pub fn connect(buf: &mut BytesMut, client_id: &str, keep_alive: u16) {
+    connect_login(buf, client_id, keep_alive, None);
+}
+
+/// CONNECT with clean session, no will, and with `login` a user name and password.
+pub fn connect_login(
+    buf: &mut BytesMut,
+    client_id: &str,
+    keep_alive: u16,
+    login: Option<(&str, &str)>,
+) {
+    let creds_len = login.map_or(0, |(u, p)| 4 + u.len() + p.len());
     buf.put_u8(0x10);
-    put_remaining_length(buf, 10 + 2 + client_id.len());
+    put_remaining_length(buf, 10 + 2 + client_id.len() + creds_len);
     put_str(buf, b"MQTT");
     buf.put_u8(4); // protocol level 3.1.1
-    buf.put_u8(0x02); // clean session
+                   // Clean session; with a login also the user name (0x80) and password (0x40) flags.
+    buf.put_u8(if login.is_some() { 0xC2 } else { 0x02 });
     buf.put_u16(keep_alive);
     put_str(buf, client_id.as_bytes());
+    if let Some((user, password)) = login {
+        put_str(buf, user.as_bytes());
+        put_str(buf, password.as_bytes());
+    }
 }
 
 /// SUBSCRIBE to one filter.
@@ -246,6 +262,27 @@ mod tests {
             Packet::PubAck { packet_id: 0x1234 }
         );
         assert_eq!(decode(&[0xD0, 0]).unwrap().unwrap().0, Packet::PingResp);
+    }
+
+    #[test]
+    fn connect_with_login_encodes_user_and_password() {
+        let mut buf = BytesMut::new();
+        connect_login(&mut buf, "u1-x", 60, Some(("u1", "pw")));
+        let mut want = vec![0x10, 24, 0, 4];
+        want.extend_from_slice(b"MQTT");
+        want.extend_from_slice(&[4, 0xC2, 0, 60, 0, 4]);
+        want.extend_from_slice(b"u1-x");
+        want.extend_from_slice(&[0, 2]);
+        want.extend_from_slice(b"u1");
+        want.extend_from_slice(&[0, 2]);
+        want.extend_from_slice(b"pw");
+        assert_eq!(&buf[..], &want[..]);
+        buf.clear();
+        connect(&mut buf, "c", 60);
+        assert_eq!(
+            &buf[..],
+            &[0x10, 13, 0, 4, b'M', b'Q', b'T', b'T', 4, 2, 0, 60, 0, 1, b'c']
+        );
     }
 
     #[test]

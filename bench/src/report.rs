@@ -125,10 +125,15 @@ fn ratio(bulwark: &[f64], mosquitto: &[f64]) -> String {
         .iter()
         .zip(mosquitto)
         .map(|(b, m)| {
-            if *m > 0.0 {
-                format!("{:.2}", b / m)
-            } else {
+            let r = b / m;
+            if *m <= 0.0 || !r.is_finite() {
                 "n/a".into()
+            } else if r > 0.0 && r < 0.1 {
+                // Two significant digits, e.g. 0.0063, rather than a rounded 0.01.
+                let decimals = (-r.log10()).ceil() as usize + 1;
+                format!("{r:.decimals$}")
+            } else {
+                format!("{r:.2}")
             }
         })
         .collect::<Vec<_>>()
@@ -157,6 +162,9 @@ mod tests {
     fn ratios_and_errors_render() {
         assert_eq!(ratio(&[2.0, 3.0], &[1.0, 6.0]), "2.00 / 0.50");
         assert_eq!(ratio(&[1.0], &[0.0]), "n/a");
+        assert_eq!(ratio(&[f64::INFINITY], &[1.0]), "n/a");
+        assert_eq!(ratio(&[29.0, 0.5], &[4621.0, 1.0]), "0.0063 / 0.50");
+        assert_eq!(ratio(&[1.0], &[10.0]), "0.10");
         let mut md = String::new();
         rows(
             &mut md,

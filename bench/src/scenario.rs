@@ -5,9 +5,11 @@ use std::net::SocketAddr;
 use anyhow::{bail, Context, Result};
 use tokio::task::JoinHandle;
 
+use crate::auth::BruteForce;
 use crate::broker::Kind;
 use crate::conn::Transport;
-use crate::{attack, fanin, fanout, handshake, idle, latency, qos1};
+use crate::handshake::Clients;
+use crate::{attack, auth, auth_flood, fanin, fanout, handshake, idle, latency, qos1};
 
 /// What a scenario needs besides the broker's address.
 #[derive(Debug, Clone, Copy)]
@@ -64,9 +66,11 @@ pub enum Scenario {
     MtlsHandshake,
     FaninQos0Tls,
     UnderAttack,
+    AuthConnect,
+    AuthFlood,
 }
 
-pub const ALL: [Scenario; 9] = [
+pub const ALL: [Scenario; 11] = [
     Scenario::FaninQos0,
     Scenario::FaninQos1,
     Scenario::Fanout,
@@ -76,6 +80,8 @@ pub const ALL: [Scenario; 9] = [
     Scenario::MtlsHandshake,
     Scenario::FaninQos0Tls,
     Scenario::UnderAttack,
+    Scenario::AuthConnect,
+    Scenario::AuthFlood,
 ];
 
 impl Scenario {
@@ -97,6 +103,8 @@ impl Scenario {
             Scenario::MtlsHandshake => "mtls-handshake",
             Scenario::FaninQos0Tls => "fanin-qos0-tls",
             Scenario::UnderAttack => "under-attack",
+            Scenario::AuthConnect => "auth-connect",
+            Scenario::AuthFlood => "auth-flood",
         }
     }
 
@@ -106,6 +114,15 @@ impl Scenario {
         match self {
             Scenario::TlsHandshake | Scenario::FaninQos0Tls => Some(false),
             Scenario::MtlsHandshake => Some(true),
+            _ => None,
+        }
+    }
+
+    /// Whether the broker checks user names and passwords, and with which brute-force defence.
+    pub fn auth(self) -> Option<BruteForce> {
+        match self {
+            Scenario::AuthConnect => Some(BruteForce::Raised),
+            Scenario::AuthFlood => Some(BruteForce::Defaults),
             _ => None,
         }
     }
@@ -120,6 +137,7 @@ impl Scenario {
     pub fn windows(self) -> u64 {
         match self {
             Scenario::UnderAttack => attack::CONDITIONS.len() as u64,
+            Scenario::AuthFlood => 2,
             _ => 1,
         }
     }
@@ -192,6 +210,23 @@ impl Scenario {
                 fanin::PUBLISHERS
             ),
             Scenario::UnderAttack => attack::describe(p),
+            Scenario::AuthConnect => format!(
+                "Successful authenticated connections per second: {} client tasks (task *t* is \
+                 identity `bench-auth-t`, client IDs `bench-auth-t-N`) open connections back to \
+                 back for {s} s on the plain listener, each: TCP connect, CONNECT (MQTT 3.1.1) \
+                 with user name and the right password, CONNACK 0, DISCONNECT; the client closes \
+                 once the broker has. Columns as in tls-handshake: *connections/s* counts \
+                 CONNACKs within the window, p50/p99 are TCP connect to CONNACK, *broker CPU \
+                 µs/conn* is the broker's CPU time per completed connection. Bulwark verifies \
+                 argon2id ({}) hashes, at most {} at once; Mosquitto PBKDF2-SHA512 hashes (see \
+                 Method). When the broker is the bottleneck, every task waits its turn: latency \
+                 is then about tasks / rate (for Bulwark mostly the wait for a verification \
+                 slot); auth-flood's unloaded row shows one connection alone.",
+                auth::TASKS,
+                auth::ARGON2_PARAMS,
+                auth::MAX_VERIFICATIONS
+            ),
+            Scenario::AuthFlood => auth_flood::describe(p),
         }
     }
 
@@ -223,7 +258,7 @@ impl Scenario {
                 &["bytes/conn", "RSS before", "RSS after", "connections"],
                 "bulwark/mosquitto bytes/conn (lower is better)",
             ),
-            Scenario::TlsHandshake | Scenario::MtlsHandshake => (
+            Scenario::TlsHandshake | Scenario::MtlsHandshake | Scenario::AuthConnect => (
                 &[
                     "connections/s",
                     "p50 ms",
@@ -253,6 +288,19 @@ impl Scenario {
                 ],
                 "bulwark/mosquitto legit p99 (lower is better)",
             ),
+            Scenario::AuthFlood => (
+                &[
+                    "condition",
+                    "legit p50 ms",
+                    "legit p99 ms",
+                    "p99 / unloaded p99",
+                    "legit CONNACK 0 / attempts",
+                    "flood answers",
+                    "flood took",
+                    "broker CPU",
+                ],
+                "bulwark/mosquitto legit p99 (lower is better)",
+            ),
         }
     }
 
@@ -272,8 +320,13 @@ impl Scenario {
             Scenario::IdleMemory => idle::run(addr, t.pid, p).await,
             Scenario::TlsHandshake | Scenario::MtlsHandshake => {
                 let (at, transport) = tls()?;
-                handshake::run(*at, transport, t.pid, p, self.name()).await
+                handshake::run(*at, transport, t.pid, p, self.name(), Clients::Anonymous).await
             }
+            Scenario::AuthConnect => {
+                let plain = Transport::Plain;
+                handshake::run(addr, &plain, t.pid, p, self.name(), Clients::Login).await
+            }
+            Scenario::AuthFlood => auth_flood::run(addr, t.pid, p).await,
             Scenario::FaninQos0Tls => {
                 let (at, transport) = tls()?;
                 fanin::run(*at, transport, p, self.name()).await

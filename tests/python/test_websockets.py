@@ -17,7 +17,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from conftest import HOST
-from tls_support import CA, Broker, MosqSub, mosq_pub, needs_mosquitto, tls_args
+from tls_support import CA, Broker, MosqSub, cert_cn, mosq_pub, needs_mosquitto, tls_args
 
 WAIT = 5.0
 ALLOWED_ORIGIN = "https://hmi.example"
@@ -60,9 +60,12 @@ class Paho:
         self.messages = queue.Queue()
         self.subscribed = queue.Queue()
         self.connected = queue.Queue()
+        # With a client certificate the client ID must be bound to its CN.
+        cn = cert_cn(tls["certfile"]) if tls and tls.get("certfile") else None
+        prefix = f"{cn}-ws" if cn else "ws"
         self.c = mqtt.Client(
             CallbackAPIVersion.VERSION2,
-            client_id=f"ws-{uuid.uuid4().hex[:8]}",
+            client_id=f"{prefix}-{uuid.uuid4().hex[:8]}",
             protocol=protocol,
             transport="websockets",
             reconnect_on_failure=False,

@@ -177,10 +177,32 @@ def tls_args(cafile=None, cert: Cert = None, alpn=None):
     return args
 
 
+def cert_cn(path):
+    """The subject CN of a PEM certificate, via openssl."""
+    out = subprocess.run(["openssl", "x509", "-noout", "-subject", "-nameopt", "multiline",
+                          "-in", str(path)], capture_output=True, text=True, check=True).stdout
+    for line in out.splitlines():
+        line = line.strip()
+        if line.startswith("commonName"):
+            return line.split("=", 1)[1].strip()
+    return None
+
+
+def client_id_for(prefix, args):
+    """A client ID the broker accepts: with a client certificate, Bulwark
+    binds client IDs to the certificate identity (CN or CN-...)."""
+    args = list(args)
+    if "--cert" in args:
+        cn = cert_cn(args[args.index("--cert") + 1])
+        if cn:
+            return f"{cn}-{prefix}-{uuid.uuid4().hex[:8]}"
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
 def mosq_pub(port, topic, message, *args, version="mqttv311", timeout=WAIT):
     """mosquitto_pub; returns the CompletedProcess (the caller checks returncode)."""
     cmd = ["mosquitto_pub", "-h", HOST, "-p", str(port), "-V", version,
-           "-i", f"pub-{uuid.uuid4().hex[:8]}", "-t", topic, "-m", message, "-q", "1", *args]
+           "-i", client_id_for("pub", args), "-t", topic, "-m", message, "-q", "1", *args]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
 
 
@@ -190,7 +212,7 @@ class MosqSub:
     line-buffered through stdbuf, since a pipe is block-buffered)."""
 
     def __init__(self, port, topic, *args, version="mqttv311"):
-        self.client_id = f"sub-{uuid.uuid4().hex[:8]}"
+        self.client_id = client_id_for("sub", args)
         cmd = ["mosquitto_sub", "-h", HOST, "-p", str(port), "-V", version, "-t", topic,
                "-q", "1", "-d", "-i", self.client_id, *args]
         if shutil.which("stdbuf"):

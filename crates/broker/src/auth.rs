@@ -12,6 +12,7 @@
 //! listener, peer, claimed identity, client ID, method and reason; no
 //! password, TOTP code or hash is ever logged.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
@@ -38,7 +39,42 @@ pub struct Auth {
     totp: Arc<TotpGuard>,
     throttle: Mutex<Throttle<AddressKey>>,
     verifications: Semaphore,
+    /// Verifications waiting or running, per source address.
+    pending: Mutex<HashMap<AddressKey, u32>>,
     started: Instant,
+}
+
+/// Password checks one address may have waiting or running at once.
+const MAX_PENDING_PER_ADDRESS: u32 = 4;
+
+/// One verification counted against its address until dropped.
+struct PendingGuard<'a> {
+    map: &'a Mutex<HashMap<AddressKey, u32>>,
+    key: AddressKey,
+}
+
+impl<'a> PendingGuard<'a> {
+    fn take(map: &'a Mutex<HashMap<AddressKey, u32>>, key: AddressKey) -> Option<Self> {
+        let mut m = map.lock().unwrap_or_else(PoisonError::into_inner);
+        let n = m.entry(key).or_insert(0);
+        if *n >= MAX_PENDING_PER_ADDRESS {
+            return None;
+        }
+        *n += 1;
+        Some(PendingGuard { map, key })
+    }
+}
+
+impl Drop for PendingGuard<'_> {
+    fn drop(&mut self) {
+        let mut m = self.map.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(n) = m.get_mut(&self.key) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                m.remove(&self.key);
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for Auth {
@@ -75,6 +111,7 @@ impl Auth {
             totp: Arc::new(TotpGuard::new()),
             throttle: Mutex::new(Throttle::new(throttle)),
             verifications: Semaphore::new(max_verifications.max(1)),
+            pending: Mutex::new(HashMap::new()),
             started: Instant::now(),
         }
     }
@@ -209,33 +246,57 @@ impl Auth {
                 ),
             );
         }
-        // argon2id takes tens of milliseconds of one core: run it on the
-        // blocking pool, at most `max_verifications` at once.
-        let Ok(_permit) = self.verifications.acquire().await else {
-            return refused(ReasonCode::ServerUnavailable, "shutting down");
+        // One address may have only a few verifications waiting: a flood
+        // from one source is answered "busy" at once instead of queueing
+        // ahead of everyone else for the verification slots.
+        let Some(_pending) = PendingGuard::take(&self.pending, key) else {
+            // Evidence of a flood: it counts towards the address's ban
+            // (not the identity's, which the flood may not own).
+            self.throttle().failure(key, None, now);
+            return refused(
+                ReasonCode::ServerBusy,
+                "too many password checks already waiting for this address",
+            );
         };
-        let totp = self.totp.clone();
-        let username = c.username.clone();
-        let password = c.password.clone();
-        let owned_client_id = client_id.to_owned();
-        let min = listener.min_factors;
-        let cert = cert_identity.clone();
-        let unix = unix_now();
-        let decision = tokio::task::spawn_blocking(move || {
-            authenticate(
-                &store,
-                &totp,
-                &Presented {
-                    cert_identity: cert.as_deref(),
-                    username: username.as_deref(),
-                    password: password.as_deref(),
-                    client_id: &owned_client_id,
-                    listener_min_factors: min,
-                    now_unix: unix,
-                },
-            )
-        })
-        .await;
+        // argon2id takes tens of milliseconds of one core: run it on the
+        // blocking pool, at most `max_verifications` at once. The slot is
+        // held for the verification only, never for a brute-force delay.
+        let decision = {
+            let Ok(_permit) = self.verifications.acquire().await else {
+                return refused(ReasonCode::ServerUnavailable, "shutting down");
+            };
+            // A ban may have started while this one waited for its slot.
+            let now = self.now_secs();
+            if let Gate::Banned { .. } = self.throttle().gate(key, claimed.as_deref(), now) {
+                return refused(
+                    ReasonCode::Banned,
+                    "banned while waiting, after repeated authentication failures",
+                );
+            }
+            let totp = self.totp.clone();
+            let username = c.username.clone();
+            let password = c.password.clone();
+            let owned_client_id = client_id.to_owned();
+            let min = listener.min_factors;
+            let cert = cert_identity.clone();
+            let unix = unix_now();
+            tokio::task::spawn_blocking(move || {
+                authenticate(
+                    &store,
+                    &totp,
+                    &Presented {
+                        cert_identity: cert.as_deref(),
+                        username: username.as_deref(),
+                        password: password.as_deref(),
+                        client_id: &owned_client_id,
+                        listener_min_factors: min,
+                        now_unix: unix,
+                    },
+                )
+            })
+            .await
+        };
+        drop(_pending);
         match decision {
             Ok(Decision::Allow { identity, .. }) => {
                 self.throttle().success(&identity);
