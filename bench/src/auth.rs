@@ -72,7 +72,9 @@ impl BrokerAuth<'_> {
             self.creds.bulwark.display().to_string()
         );
         if self.brute_force == BruteForce::Raised {
-            s.push_str("failures_before_delay = 1000\nfailures_before_ban = 10000\n");
+            s.push_str(
+                "failures_before_delay = 1000\nfailures_before_ban = 10000\nmax_pending_per_address = 1000\n",
+            );
         }
         s
     }

@@ -41,11 +41,10 @@ pub struct Auth {
     verifications: Semaphore,
     /// Verifications waiting or running, per source address.
     pending: Mutex<HashMap<AddressKey, u32>>,
+    /// Password checks one address may have waiting or running at once.
+    max_pending_per_address: u32,
     started: Instant,
 }
-
-/// Password checks one address may have waiting or running at once.
-const MAX_PENDING_PER_ADDRESS: u32 = 4;
 
 /// One verification counted against its address until dropped.
 struct PendingGuard<'a> {
@@ -54,10 +53,10 @@ struct PendingGuard<'a> {
 }
 
 impl<'a> PendingGuard<'a> {
-    fn take(map: &'a Mutex<HashMap<AddressKey, u32>>, key: AddressKey) -> Option<Self> {
+    fn take(map: &'a Mutex<HashMap<AddressKey, u32>>, key: AddressKey, max: u32) -> Option<Self> {
         let mut m = map.lock().unwrap_or_else(PoisonError::into_inner);
         let n = m.entry(key).or_insert(0);
-        if *n >= MAX_PENDING_PER_ADDRESS {
+        if *n >= max {
             return None;
         }
         *n += 1;
@@ -105,13 +104,18 @@ fn refused(reason: ReasonCode, detail: impl Into<String>) -> Verdict {
 }
 
 impl Auth {
-    pub fn new(throttle: ThrottleConfig, max_verifications: usize) -> Self {
+    pub fn new(
+        throttle: ThrottleConfig,
+        max_verifications: usize,
+        max_pending_per_address: u32,
+    ) -> Self {
         Auth {
             store: RwLock::new(None),
             totp: Arc::new(TotpGuard::new()),
             throttle: Mutex::new(Throttle::new(throttle)),
             verifications: Semaphore::new(max_verifications.max(1)),
             pending: Mutex::new(HashMap::new()),
+            max_pending_per_address: max_pending_per_address.max(1),
             started: Instant::now(),
         }
     }
@@ -249,7 +253,8 @@ impl Auth {
         // One address may have only a few verifications waiting: a flood
         // from one source is answered "busy" at once instead of queueing
         // ahead of everyone else for the verification slots.
-        let Some(_pending) = PendingGuard::take(&self.pending, key) else {
+        let Some(_pending) = PendingGuard::take(&self.pending, key, self.max_pending_per_address)
+        else {
             // Evidence of a flood: it counts towards the address's ban
             // (not the identity's, which the flood may not own).
             self.throttle().failure(key, None, now);

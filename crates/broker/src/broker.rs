@@ -99,7 +99,11 @@ impl Broker {
     /// from `store` and written through to it.
     pub fn new(limits: Limits, store: Arc<dyn Store>) -> Broker {
         let admission = Admission::new(limits.admission.clone());
-        let auth = crate::auth::Auth::new(limits.brute_force, limits.max_verifications);
+        let auth = crate::auth::Auth::new(
+            limits.brute_force,
+            limits.max_verifications,
+            limits.max_pending_per_address,
+        );
         let broker = Broker {
             inner: Arc::new(Inner {
                 limits,

@@ -80,6 +80,9 @@ pub struct Limits {
     /// Password verifications (argon2id, tens of milliseconds of CPU each)
     /// running at once; more wait their turn.
     pub max_verifications: usize,
+    /// Password checks one source address may have waiting or running at
+    /// once; more are answered "server busy" and count towards its ban.
+    pub max_pending_per_address: u32,
 }
 
 impl Default for Limits {
@@ -111,6 +114,7 @@ impl Default for Limits {
             publish_limit_action: PublishLimitAction::Throttle,
             brute_force: ThrottleConfig::default(),
             max_verifications: 2,
+            max_pending_per_address: 4,
         }
     }
 }

@@ -487,6 +487,7 @@ fn read_broker(ctx: &mut Ctx, table: &Table) -> (Limits, usize) {
         // Set from [auth] by the caller.
         brute_force: d.brute_force,
         max_verifications: d.max_verifications,
+        max_pending_per_address: d.max_pending_per_address,
     };
     s.finish(ctx, BROKER_KEYS);
     (limits, worker_threads)
@@ -575,6 +576,7 @@ impl Config {
         };
         limits.brute_force = auth.throttle;
         limits.max_verifications = auth.max_verifications;
+        limits.max_pending_per_address = auth.max_pending_per_address;
         let mut listeners = Vec::new();
         match root.get("listener") {
             Some(Item::ArrayOfTables(arr)) => {

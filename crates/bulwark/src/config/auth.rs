@@ -10,6 +10,7 @@ use super::{cast, Ctx, Section};
 pub const AUTH_KEYS: &[&str] = &[
     "credentials",
     "max_verifications",
+    "max_pending_per_address",
     "failures_before_delay",
     "failures_before_ban",
     "failure_window",
@@ -25,6 +26,7 @@ pub struct AuthConfig {
     /// allows them).
     pub credentials: Option<PathBuf>,
     pub max_verifications: usize,
+    pub max_pending_per_address: u32,
     pub throttle: ThrottleConfig,
 }
 
@@ -33,6 +35,7 @@ impl Default for AuthConfig {
         AuthConfig {
             credentials: None,
             max_verifications: cast(DEFAULT_MAX_VERIFICATIONS, 2),
+            max_pending_per_address: 4,
             throttle: ThrottleConfig::default(),
         }
     }
@@ -46,6 +49,16 @@ pub fn read_auth(ctx: &mut Ctx, table: &Table) -> AuthConfig {
     let max_verifications = cast(
         s.int(ctx, "max_verifications", DEFAULT_MAX_VERIFICATIONS, 1, 256),
         d.max_verifications,
+    );
+    let max_pending_per_address = cast(
+        s.int(
+            ctx,
+            "max_pending_per_address",
+            d.max_pending_per_address.into(),
+            1,
+            100_000,
+        ),
+        d.max_pending_per_address,
     );
     let delay_after = cast(
         s.int(ctx, "failures_before_delay", t.delay_after.into(), 1, 1000),
@@ -81,6 +94,7 @@ pub fn read_auth(ctx: &mut Ctx, table: &Table) -> AuthConfig {
     AuthConfig {
         credentials,
         max_verifications,
+        max_pending_per_address,
         throttle: ThrottleConfig {
             delay_after,
             ban_after,

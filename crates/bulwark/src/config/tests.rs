@@ -319,6 +319,16 @@ fn documented_defaults_match_the_code() {
             "ws_max_message_size",
             listener::DEFAULT_WS_MAX_MESSAGE.to_string(),
         ),
+        ("min_factors", "[]".into()),
+        ("max_verifications", d.max_verifications.to_string()),
+        (
+            "max_pending_per_address",
+            d.max_pending_per_address.to_string(),
+        ),
+        ("failures_before_delay", d.brute_force.delay_after.to_string()),
+        ("failures_before_ban", d.brute_force.ban_after.to_string()),
+        ("failure_window", d.brute_force.window_secs.to_string()),
+        ("ban_time", d.brute_force.ban_secs.to_string()),
     ];
     let plain =
         Config::parse("t", "[[listener]]\nname = \"a\"\nbind = \"127.0.0.1:1\"\n").expect("valid");
