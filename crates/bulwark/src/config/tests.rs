@@ -325,7 +325,10 @@ fn documented_defaults_match_the_code() {
             "max_pending_per_address",
             d.max_pending_per_address.to_string(),
         ),
-        ("failures_before_delay", d.brute_force.delay_after.to_string()),
+        (
+            "failures_before_delay",
+            d.brute_force.delay_after.to_string(),
+        ),
         ("failures_before_ban", d.brute_force.ban_after.to_string()),
         ("failure_window", d.brute_force.window_secs.to_string()),
         ("ban_time", d.brute_force.ban_secs.to_string()),
