@@ -238,17 +238,8 @@ impl Auth {
             .or(c.username.as_deref())
             .map(str::to_owned);
         let now = self.now_secs();
-        if let Gate::Banned { until, by_address } =
-            self.throttle().gate(key, claimed.as_deref(), now)
-        {
-            return refused(
-                ReasonCode::Banned,
-                format!(
-                    "{} banned for {} more seconds after repeated authentication failures",
-                    if by_address { "address" } else { "identity" },
-                    until.saturating_sub(now)
-                ),
-            );
+        if let Some(v) = banned(self.throttle().gate(key, claimed.as_deref(), now), now) {
+            return v;
         }
         // One address may have only a few verifications waiting: a flood
         // from one source is answered "busy" at once instead of queueing
@@ -437,14 +428,8 @@ impl Auth {
             Some(server.claimed_identity()),
             now,
         );
-        if let Gate::Banned { until, .. } = gate {
-            return Err(refused(
-                ReasonCode::Banned,
-                format!(
-                    "banned for {} more seconds after repeated authentication failures",
-                    until.saturating_sub(now)
-                ),
-            ));
+        if let Some(v) = banned(gate, now) {
+            return Err(v);
         }
         Ok((server, server_first, store))
     }
@@ -576,6 +561,21 @@ impl Auth {
             ),
             Verdict::Anonymous => {}
         }
+    }
+}
+
+/// The refusal for a banned address or identity, if `gate` says banned.
+fn banned(gate: Gate, now: u64) -> Option<Verdict> {
+    match gate {
+        Gate::Open => None,
+        Gate::Banned { until, by_address } => Some(refused(
+            ReasonCode::Banned,
+            format!(
+                "{} banned for {} more seconds after repeated authentication failures",
+                if by_address { "address" } else { "identity" },
+                until.saturating_sub(now)
+            ),
+        )),
     }
 }
 
