@@ -4,10 +4,11 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use bulwark_broker::Broker;
 use bulwark_security::store::Store;
+use bulwark_transport::reload::file_stamp;
 use bulwark_transport::ReloadTrigger;
 
 /// Loads `path`, with the error an operator needs to fix it.
@@ -17,22 +18,17 @@ pub fn load(path: &Path) -> Result<Arc<Store>, String> {
         .map_err(|e| format!("credential file: {e}"))
 }
 
-fn stamp(p: &Path) -> Option<(SystemTime, u64)> {
-    let m = std::fs::metadata(p).ok()?;
-    Some((m.modified().ok()?, m.len()))
-}
-
 /// Watches `path` and listens for the reload trigger; swaps the broker's
 /// store on success.
 pub async fn watch(broker: Broker, path: PathBuf, trigger: ReloadTrigger, interval: Duration) {
     let mut hup = trigger.subscribe();
-    let mut last = stamp(&path);
+    let mut last = file_stamp(&path);
     loop {
         let forced = tokio::select! {
             _ = tokio::time::sleep(interval) => false,
             r = hup.recv() => !matches!(r, Err(tokio::sync::broadcast::error::RecvError::Closed)),
         };
-        let now = stamp(&path);
+        let now = file_stamp(&path);
         if !forced && now == last {
             continue;
         }

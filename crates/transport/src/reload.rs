@@ -5,7 +5,6 @@
 //! Invariant: a listener always has working material. A reload that fails
 //! to read or parse anything keeps the old material and says why.
 
-use std::path::PathBuf;
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, SystemTime};
 
@@ -93,7 +92,7 @@ impl TlsState {
     }
 
     fn stamps(&self) -> Vec<Option<(SystemTime, u64)>> {
-        self.settings.files().iter().map(stamp).collect()
+        self.settings.files().iter().map(|p| file_stamp(p)).collect()
     }
 
     /// Watches the files every `interval` and listens for `trigger`;
@@ -126,7 +125,9 @@ impl TlsState {
     }
 }
 
-fn stamp(p: &PathBuf) -> Option<(SystemTime, u64)> {
+/// What the watchers compare to see that a file changed: modification
+/// time and length (`None`: unreadable, itself a change when it recovers).
+pub fn file_stamp(p: &std::path::Path) -> Option<(SystemTime, u64)> {
     let m = std::fs::metadata(p).ok()?;
     Some((m.modified().ok()?, m.len()))
 }
