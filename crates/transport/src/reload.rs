@@ -92,7 +92,11 @@ impl TlsState {
     }
 
     fn stamps(&self) -> Vec<Option<(SystemTime, u64)>> {
-        self.settings.files().iter().map(|p| file_stamp(p)).collect()
+        self.settings
+            .files()
+            .iter()
+            .map(|p| file_stamp(p))
+            .collect()
     }
 
     /// Watches the files every `interval` and listens for `trigger`;
