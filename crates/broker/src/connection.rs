@@ -18,7 +18,7 @@ use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::admission::Ticket;
-use crate::auth::{ScramNext, Verdict};
+use crate::auth::Verdict;
 use crate::broker::{Broker, PendingWill};
 pub use crate::connect::ListenerInfo;
 use crate::connect::{self, Accepted};
@@ -88,7 +88,7 @@ pub(crate) struct Conn {
     pub publish_limit: Option<Box<PublishLimiter>>,
     /// Set for connections that authenticated with SCRAM, which may
     /// re-authenticate (AUTH 0x19).
-    pub reauth: Option<Box<crate::reauth::ReAuth>>,
+    pub reauth: Option<Box<crate::enhanced_auth::ReAuth>>,
 }
 
 /// Serves one connection to its end. Spawn it as its own task: nothing in
@@ -211,7 +211,7 @@ async fn serve_inner<R, W>(
 }
 
 /// Reads until one whole packet is buffered. `Ok(None)` is a clean EOF.
-async fn read_frame<R: AsyncRead + Unpin>(
+pub(crate) async fn read_frame<R: AsyncRead + Unpin>(
     reader: &mut R,
     rbuf: &mut BytesMut,
     limits: &DecodeLimits,
@@ -277,7 +277,7 @@ async fn handshake<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
             == Some(bulwark_security::scram::MECHANISM);
     let mut server_final = None;
     let verdict = if scram {
-        let (verdict, last) = Box::pin(scram_exchange(
+        let (verdict, last) = Box::pin(crate::enhanced_auth::scram_exchange(
             broker,
             &connect,
             &id_for_check,
@@ -370,7 +370,7 @@ async fn handshake<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
     }
     tracing::debug!(%peer, listener = %listener.name, client_id = %accepted.client_id, ?version, session_present = attached.session_present, "client connected");
     let reauth = scram_identity.map(|id| {
-        Box::new(crate::reauth::ReAuth::new(
+        Box::new(crate::enhanced_auth::ReAuth::new(
             bulwark_security::scram::MECHANISM.to_owned(),
             id,
             reauth_cert,
@@ -395,138 +395,6 @@ async fn handshake<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
         reauth,
     };
     Some(conn)
-}
-
-/// MQTT 5 enhanced authentication with SCRAM-SHA-256 (and a TOTP step
-/// where the identity requires one) over AUTH packets, within
-/// `connect_timeout`. Returns the verdict and, when proven, the
-/// server-final message for the CONNACK.
-#[allow(clippy::too_many_arguments)]
-async fn scram_exchange<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
-    broker: &Broker,
-    connect: &bulwark_codec::Connect,
-    client_id: &str,
-    peer: SocketAddr,
-    listener: &ListenerInfo,
-    cert_identity: Option<Arc<str>>,
-    (reader, rbuf): (&mut R, &mut BytesMut),
-    writer: &mut W,
-) -> (Verdict, Option<Vec<u8>>) {
-    let auth = broker.auth();
-    let method = connect.properties.authentication_method.clone();
-    let limits = DecodeLimits {
-        max_packet_size: broker.limits().max_packet_size,
-    };
-    let timeout = broker.limits().connect_timeout;
-    let deadline = tokio::time::Instant::now() + timeout;
-    let verdict = async {
-        let (server, server_first, store) = match auth.scram_start(connect, peer) {
-            Ok(x) => x,
-            Err(v) => return (v, None),
-        };
-        let client_final = match auth_step(
-            &mut *reader,
-            &mut *rbuf,
-            &mut *writer,
-            &method,
-            server_first,
-            deadline,
-            &limits,
-        )
-        .await
-        {
-            Ok(d) => d,
-            Err(e) => return (refused_protocol(e), None),
-        };
-        match auth
-            .scram_finish(
-                server,
-                &store,
-                &client_final,
-                client_id,
-                cert_identity.as_deref(),
-                listener,
-                peer,
-            )
-            .await
-        {
-            ScramNext::Allowed(id, last) => (Verdict::Identity(id), Some(last)),
-            ScramNext::Refused(v) => (v, None),
-            ScramNext::Totp(challenge, data) => {
-                let code = match auth_step(
-                    &mut *reader,
-                    &mut *rbuf,
-                    &mut *writer,
-                    &method,
-                    data,
-                    deadline,
-                    &limits,
-                )
-                .await
-                {
-                    Ok(d) => d,
-                    Err(e) => return (refused_protocol(e), None),
-                };
-                (auth.scram_totp(challenge, &store, &code, peer).await, None)
-            }
-        }
-    }
-    .await;
-    auth.log_scram(&verdict.0, connect, peer, listener);
-    verdict
-}
-
-/// One AUTH 0x18 out, the client's AUTH 0x18 (same method) back; its data.
-async fn auth_step<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
-    reader: &mut R,
-    rbuf: &mut BytesMut,
-    writer: &mut W,
-    method: &Option<String>,
-    data: Vec<u8>,
-    deadline: tokio::time::Instant,
-    limits: &DecodeLimits,
-) -> Result<Vec<u8>, String> {
-    let mut out = Outbound::new(ProtocolVersion::V5);
-    out.packet(&Packet::Auth(bulwark_codec::Auth {
-        reason: ReasonCode::ContinueAuthentication,
-        properties: bulwark_codec::Properties {
-            authentication_method: method.clone(),
-            authentication_data: Some(bytes::Bytes::from(data)),
-            ..bulwark_codec::Properties::default()
-        },
-    }));
-    if writer.write_all(&out.buf).await.is_err() || writer.flush().await.is_err() {
-        return Err("connection closed during authentication".to_string());
-    }
-    let frame = match tokio::time::timeout_at(deadline, read_frame(reader, rbuf, limits)).await {
-        Ok(Ok(Some(f))) => f,
-        Ok(Ok(None)) => return Err("connection closed during authentication".into()),
-        Ok(Err(e)) => return Err(e),
-        Err(_) => return Err("authentication not completed within connect_timeout".into()),
-    };
-    match decode(frame, ProtocolVersion::V5) {
-        Ok(Packet::Auth(a))
-            if a.reason == ReasonCode::ContinueAuthentication
-                && &a.properties.authentication_method == method =>
-        {
-            Ok(a.properties
-                .authentication_data
-                .map(|d| d.to_vec())
-                .unwrap_or_default())
-        }
-        Ok(other) => Err(format!(
-            "expected AUTH (continue, same method), got {}",
-            packet_name(&other)
-        )),
-        Err(e) => Err(e.to_string()),
-    }
-}
-
-fn refused_protocol(detail: String) -> Verdict {
-    Verdict::Refused {
-        reason: ReasonCode::ProtocolError,
-        detail,
-    }
 }
 
 /// A CONNACK for an undecodable CONNECT only where the spec asks for one:

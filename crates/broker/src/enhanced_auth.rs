@@ -1,9 +1,11 @@
-//! MQTT 5 re-authentication (AUTH 0x19) on a connection that authenticated
-//! with SCRAM-SHA-256: the same exchange as at CONNECT, run packet by
-//! packet inside the connection's event loop, for the same identity.
+//! MQTT 5 enhanced authentication (SCRAM-SHA-256, with a TOTP step where
+//! the identity needs one): the exchange over AUTH packets at CONNECT, and
+//! re-authentication (AUTH 0x19) on a live connection, for the same
+//! identity only. The decisions are `crate::auth`'s and
+//! `bulwark_security`'s; this module moves the packets.
 //!
-//! A failed re-authentication closes the connection with the reason code
-//! of the failure [MQTT-4.12.1-2]; the identity may not change.
+//! A failed re-authentication closes the connection with 0x87
+//! [MQTT-4.12.1-2]; the identity may not change.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -14,8 +16,15 @@ use bulwark_security::factor::FactorSet;
 use bulwark_security::scram::{with_totp_request, ScramServer};
 use bulwark_security::store::Store;
 
-use crate::auth::Verdict;
-use crate::connection::{violation, Conn, End};
+use bulwark_codec::{decode, DecodeLimits, ProtocolVersion};
+use bytes::BytesMut;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+
+use crate::auth::{ScramNext, Verdict};
+use crate::broker::Broker;
+use crate::connect::ListenerInfo;
+use crate::connection::{packet_name, read_frame, violation, Conn, End};
+use crate::outbound::Outbound;
 
 /// What a SCRAM-authenticated connection keeps for re-authentication.
 pub(crate) struct ReAuth {
@@ -180,5 +189,137 @@ impl Conn {
         }
         self.out.packet(&reply);
         Ok(())
+    }
+}
+
+/// MQTT 5 enhanced authentication with SCRAM-SHA-256 (and a TOTP step
+/// where the identity requires one) over AUTH packets, within
+/// `connect_timeout`. Returns the verdict and, when proven, the
+/// server-final message for the CONNACK.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn scram_exchange<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
+    broker: &Broker,
+    connect: &bulwark_codec::Connect,
+    client_id: &str,
+    peer: SocketAddr,
+    listener: &ListenerInfo,
+    cert_identity: Option<Arc<str>>,
+    (reader, rbuf): (&mut R, &mut BytesMut),
+    writer: &mut W,
+) -> (Verdict, Option<Vec<u8>>) {
+    let auth = broker.auth();
+    let method = connect.properties.authentication_method.clone();
+    let limits = DecodeLimits {
+        max_packet_size: broker.limits().max_packet_size,
+    };
+    let timeout = broker.limits().connect_timeout;
+    let deadline = tokio::time::Instant::now() + timeout;
+    let verdict = async {
+        let (server, server_first, store) = match auth.scram_start(connect, peer) {
+            Ok(x) => x,
+            Err(v) => return (v, None),
+        };
+        let client_final = match auth_step(
+            &mut *reader,
+            &mut *rbuf,
+            &mut *writer,
+            &method,
+            server_first,
+            deadline,
+            &limits,
+        )
+        .await
+        {
+            Ok(d) => d,
+            Err(e) => return (refused_protocol(e), None),
+        };
+        match auth
+            .scram_finish(
+                server,
+                &store,
+                &client_final,
+                client_id,
+                cert_identity.as_deref(),
+                listener,
+                peer,
+            )
+            .await
+        {
+            ScramNext::Allowed(id, last) => (Verdict::Identity(id), Some(last)),
+            ScramNext::Refused(v) => (v, None),
+            ScramNext::Totp(challenge, data) => {
+                let code = match auth_step(
+                    &mut *reader,
+                    &mut *rbuf,
+                    &mut *writer,
+                    &method,
+                    data,
+                    deadline,
+                    &limits,
+                )
+                .await
+                {
+                    Ok(d) => d,
+                    Err(e) => return (refused_protocol(e), None),
+                };
+                (auth.scram_totp(challenge, &store, &code, peer).await, None)
+            }
+        }
+    }
+    .await;
+    auth.log_scram(&verdict.0, connect, peer, listener);
+    verdict
+}
+
+/// One AUTH 0x18 out, the client's AUTH 0x18 (same method) back; its data.
+async fn auth_step<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
+    reader: &mut R,
+    rbuf: &mut BytesMut,
+    writer: &mut W,
+    method: &Option<String>,
+    data: Vec<u8>,
+    deadline: tokio::time::Instant,
+    limits: &DecodeLimits,
+) -> Result<Vec<u8>, String> {
+    let mut out = Outbound::new(ProtocolVersion::V5);
+    out.packet(&Packet::Auth(bulwark_codec::Auth {
+        reason: ReasonCode::ContinueAuthentication,
+        properties: bulwark_codec::Properties {
+            authentication_method: method.clone(),
+            authentication_data: Some(bytes::Bytes::from(data)),
+            ..bulwark_codec::Properties::default()
+        },
+    }));
+    if writer.write_all(&out.buf).await.is_err() || writer.flush().await.is_err() {
+        return Err("connection closed during authentication".to_string());
+    }
+    let frame = match tokio::time::timeout_at(deadline, read_frame(reader, rbuf, limits)).await {
+        Ok(Ok(Some(f))) => f,
+        Ok(Ok(None)) => return Err("connection closed during authentication".into()),
+        Ok(Err(e)) => return Err(e),
+        Err(_) => return Err("authentication not completed within connect_timeout".into()),
+    };
+    match decode(frame, ProtocolVersion::V5) {
+        Ok(Packet::Auth(a))
+            if a.reason == ReasonCode::ContinueAuthentication
+                && &a.properties.authentication_method == method =>
+        {
+            Ok(a.properties
+                .authentication_data
+                .map(|d| d.to_vec())
+                .unwrap_or_default())
+        }
+        Ok(other) => Err(format!(
+            "expected AUTH (continue, same method), got {}",
+            packet_name(&other)
+        )),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+fn refused_protocol(detail: String) -> Verdict {
+    Verdict::Refused {
+        reason: ReasonCode::ProtocolError,
+        detail,
     }
 }
