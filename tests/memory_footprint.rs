@@ -45,7 +45,9 @@ async fn connection_task_and_session_stay_small() {
     );
     let handle_bytes = std::mem::size_of::<SessionHandle>();
     assert!(
-        handle_bytes <= 384,
+        // 248 since the queue, in-flight and incoming-QoS 2 collections are
+        // allocated on demand (an idle session holds none of them).
+        handle_bytes <= 256,
         "session handle is {handle_bytes} bytes"
     );
 }

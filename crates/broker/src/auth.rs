@@ -188,7 +188,9 @@ impl Auth {
                 method,
                 "authenticated"
             ),
-            Verdict::Anonymous => tracing::info!(
+            // Not an authentication (nothing was proven), and on a busy
+            // loopback listener a line per connection is noise: debug.
+            Verdict::Anonymous => tracing::debug!(
                 target: "bulwark::security",
                 event = "auth_anonymous",
                 listener = %listener.name,
